@@ -1,0 +1,45 @@
+"""Exceptions, input validation, random generators and argument rules; depends on numpy only."""
+
+from .exceptions import (
+    AnomaliaError,
+    BundleError,
+    InputError,
+    InputTypeError,
+    NotFittedError,
+    ParameterError,
+    SchemaError,
+    ThresholdError,
+)
+from .random import RandomState, check_random_state, child_seed
+from .validation import (
+    MIN_FIT_ROWS,
+    Schema,
+    as_float_array,
+    check_finite,
+    check_fit_input,
+    check_is_fitted,
+    check_labels,
+    check_schema,
+)
+
+__all__ = [
+    "MIN_FIT_ROWS",
+    "AnomaliaError",
+    "BundleError",
+    "InputError",
+    "InputTypeError",
+    "NotFittedError",
+    "ParameterError",
+    "RandomState",
+    "Schema",
+    "SchemaError",
+    "ThresholdError",
+    "as_float_array",
+    "check_finite",
+    "check_fit_input",
+    "check_is_fitted",
+    "check_labels",
+    "check_random_state",
+    "check_schema",
+    "child_seed",
+]

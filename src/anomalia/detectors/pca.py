@@ -1,0 +1,75 @@
+"""PCA baseline: the score is the reconstruction error from the principal subspace of normal data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA as _SkPCA
+
+from .._core import RandomState, child_seed
+from .._core.params import interval, options
+from ..scoring import Threshold
+from .base import BaseDetector
+from .registry import register
+from .scaling import Standardizer
+
+
+@register("pca")
+class PCA(BaseDetector):
+    """Principal-component reconstruction error of standardised records (a linear autoencoder).
+
+    Parameters
+    ----------
+    n_components : int, float or None
+        As in :class:`sklearn.decomposition.PCA`: a count, or the share of variance to keep
+        (default 0.9), or None for all (then every score is 0: do not).
+    """
+
+    parameter_rules = {
+        "n_components": [interval(1, None, integer=True), interval(0.0, 1.0, closed="neither"), options(None)],
+    }
+    test_params: dict[str, Any] = {}
+
+    def __init__(
+        self,
+        n_components: int | float | None = 0.9,
+        *,
+        contamination: float | None = None,
+        threshold: str | Threshold | None = None,
+        calibration_fraction: float = 0.2,
+        random_state: RandomState = None,
+    ) -> None:
+        self.n_components = n_components
+        self.contamination = contamination
+        self.threshold = threshold
+        self.calibration_fraction = calibration_fraction
+        self.random_state = random_state
+
+    def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
+        self.scaler_ = Standardizer.fit(X)
+        Z = self.scaler_.transform(X).astype(np.float64)
+        n_comp = self.n_components
+        if isinstance(n_comp, int):
+            n_comp = min(n_comp, min(Z.shape) - 1) or 1
+        pca = _SkPCA(n_components=n_comp, svd_solver="full", random_state=child_seed(rng)).fit(Z)
+        self.components_ = pca.components_.astype(np.float64)
+        self.center_ = pca.mean_.astype(np.float64)
+
+    def _residual(self, X: np.ndarray) -> np.ndarray:
+        Z = self.scaler_.transform(X).astype(np.float64) - self.center_
+        return Z - (Z @ self.components_.T) @ self.components_
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return (self._residual(X) ** 2).mean(axis=1)
+
+    def _feature_scores(self, X: np.ndarray) -> np.ndarray:
+        return self._residual(X) ** 2
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"scaler": self.scaler_.to_dict()}, {"components": self.components_, "center": self.center_}
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.scaler_ = Standardizer.from_dict(meta["scaler"])
+        self.components_ = arrays["components"]
+        self.center_ = arrays["center"]

@@ -1,0 +1,23 @@
+"""Pure torch modules and the one training loop."""
+
+from .dense import DenseAutoEncoder, DenseVAE, mlp
+from .runtime import batched, init_weights, resolve_device, seeded, to_tensor
+from .training import History, ProgressCallback, RowLoss, TrainConfig, evaluate_loss, reduce_loss, train
+
+__all__ = [
+    "DenseAutoEncoder",
+    "DenseVAE",
+    "History",
+    "ProgressCallback",
+    "RowLoss",
+    "TrainConfig",
+    "batched",
+    "evaluate_loss",
+    "init_weights",
+    "mlp",
+    "reduce_loss",
+    "resolve_device",
+    "seeded",
+    "to_tensor",
+    "train",
+]

@@ -1,0 +1,83 @@
+"""Device choice, local seeding, weight initialisation and batched inference: the torch plumbing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._core import ParameterError
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, CPU otherwise; anything else is passed to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ParameterError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"device={device!r} was asked for but CUDA is not available here; use device='auto'")
+    return dev
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
+    """Run a block with torch's default generators seeded to ``seed`` and restored afterwards.
+
+    Layers that draw from the default generator (dropout) become reproducible while nothing outside the
+    block sees a changed global state. Yields a local generator for the draws we make ourselves.
+    """
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(seed)
+        yield gen
+
+
+def init_weights(module: nn.Module, generator: torch.Generator) -> None:
+    """Re-initialise every parameter from ``generator``: Xavier for matrices, zeros for biases, ones for norms."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p, generator=generator)
+            elif name.endswith("weight"):
+                nn.init.ones_(p)
+            else:
+                nn.init.zeros_(p)
+
+
+def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Zero-copy float32 view of ``X`` on CPU (copied only when moving to another device)."""
+    t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    return t if device.type == "cpu" else t.to(device, non_blocking=True)
+
+
+def batched(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    X: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int = 65536,
+) -> np.ndarray:
+    """Apply ``fn`` (tensor in, tensor with one leading row per input row out) to ``X`` in large batches.
+
+    Runs under ``torch.inference_mode``; returns float64 numpy, the scale every score uses.
+    """
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, Xt.shape[0], batch_size):
+            xb = Xt[start : start + batch_size]
+            if device.type != "cpu":
+                xb = xb.to(device, non_blocking=True)
+            parts.append(fn(xb).cpu())
+    out = parts[0] if len(parts) == 1 else torch.cat(parts)
+    return out.numpy().astype(np.float64)
