@@ -150,7 +150,8 @@ def load(path: str | Path) -> BaseDetector:
         )
     for k, v in arrays.items():
         if list(v.shape) != expected[k]["shape"] or str(v.dtype) != expected[k]["dtype"]:
-            raise BundleError(f"tensor {k!r} in {weights} has shape {list(v.shape)} {v.dtype}; manifest says {expected[k]}")
+            got = f"{list(v.shape)} {v.dtype}"
+            raise BundleError(f"tensor {k!r} in {weights} is {got}; the manifest says {expected[k]}")
     defaults = cls().get_params(deep=False)
     params = {
         k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v for k, v in m["params"].items()

@@ -133,7 +133,7 @@ def check_schema(schema: Schema, fitted: Schema, *, name: str = "X") -> None:
     if schema.n_features != fitted.n_features:
         raise SchemaError(
             f"{name} has {schema.n_features} features but the detector was fitted on {fitted.n_features}"
-            + (f" (columns {list(fitted.columns)[:8]}{' ...' if len(fitted.columns) > 8 else ''})" if fitted.columns else "")
+            + (f" (columns {list(fitted.columns)[:8]})" if fitted.columns else "")
             + "; pass the same columns as at fit"
         )
     if schema.columns is not None and fitted.columns is not None and schema.columns != fitted.columns:
@@ -149,9 +149,7 @@ def check_schema(schema: Schema, fitted: Schema, *, name: str = "X") -> None:
 def check_is_fitted(estimator: Any, attribute: str = "schema_") -> None:
     """Raise :class:`NotFittedError` unless ``estimator`` has the learned ``attribute``."""
     if not hasattr(estimator, attribute):
-        raise NotFittedError(
-            f"this {type(estimator).__name__} is not fitted yet; call fit(X_normal) before using it"
-        )
+        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet; call fit(X_normal) before using it")
 
 
 def check_labels(y: Any, n: int, *, name: str = "y") -> np.ndarray:

@@ -159,7 +159,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             return self.fit(X, callback=callback)
         arr, _ = self._validate(X, fitting=False)
         if arr.shape[0] < 2:
-            raise InputError(f"partial_fit needs at least 2 new rows (one is held out for calibration); got {arr.shape[0]}")
+            n = arr.shape[0]
+            raise InputError(f"partial_fit needs at least 2 new rows (one is held out for calibration); got {n}")
         self.n_updates_ += 1
         rng = np.random.default_rng([self.seed_, self.n_updates_])
         train_idx, cal_idx = self._split(arr.shape[0], rng) if arr.shape[0] > 2 else (np.array([0]), np.array([1]))

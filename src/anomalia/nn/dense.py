@@ -5,6 +5,7 @@ Pure modules: no I/O, no training loop, no preprocessing. Inputs are already sta
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -15,7 +16,7 @@ from torch import nn
 def mlp(sizes: Sequence[int], *, dropout: float = 0.0, last_activation: bool = False) -> nn.Sequential:
     """Linear layers with ReLU between them (and after the last one when ``last_activation``)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or last_activation:
             layers.append(nn.ReLU())

@@ -113,7 +113,10 @@ class FalseAlarmRate(Threshold):
             log.warning(
                 "false-alarm:%g needs at least %d calibration scores; got %d, so the threshold is the largest "
                 "calibration score (false-alarm rate about %.3g)",
-                self.arg, math.ceil(1 / self.arg) - 1, s.size, 1.0 / (s.size + 1),
+                self.arg,
+                math.ceil(1 / self.arg) - 1,
+                s.size,
+                1.0 / (s.size + 1),
             )
             return float(desc[0])
         return float(desc[k])
