@@ -56,7 +56,7 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> None:
 
 def to_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
     """Zero-copy float32 view of ``X`` on CPU (copied only when moving to another device)."""
-    t = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    t = torch.from_numpy(np.require(X, np.float32, ["C", "W"]))
     return t if device.type == "cpu" else t.to(device, non_blocking=True)
 
 
@@ -71,7 +71,7 @@ def batched(
 
     Runs under ``torch.inference_mode``; returns float64 numpy, the scale every score uses.
     """
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    Xt = torch.from_numpy(np.require(X, np.float32, ["C", "W"]))  # copies only read-only or non-float32 input
     parts = []
     with torch.inference_mode():
         for start in range(0, Xt.shape[0], batch_size):

@@ -117,7 +117,7 @@ def train(
         monitored = train_loss if val_loss is None else val_loss
         if not math.isfinite(monitored):
             break
-        if monitored < best - config.min_delta * abs(best):
+        if best == math.inf or monitored < best - config.min_delta * abs(best):
             best, waited, history.best_epoch = monitored, 0, epoch
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         else:
