@@ -65,6 +65,11 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     threshold: str | Threshold | None
     calibration_fraction: float
 
+    @classmethod
+    def _contract_data(cls, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Normal-looking data of ``n`` rows (time steps, images) for the shared contract tests."""
+        return rng.normal(size=(n, 5)).astype(np.float32)
+
     # ------------------------------------------------------------------ hooks for subclasses
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
         raise NotImplementedError
