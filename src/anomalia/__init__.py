@@ -5,6 +5,7 @@
 >>> det.anomaly_score(X), det.p_value(X), det.is_anomaly(X)     # doctest: +SKIP
 """
 
+from . import explain, metrics, scoring
 from ._core import (
     AnomaliaError,
     BundleError,
@@ -67,10 +68,13 @@ __all__ = [
     "ThresholdError",
     "conformal_p_values",
     "detector_names",
+    "explain",
     "get_detector",
     "load",
     "make_detector",
+    "metrics",
     "parse_threshold",
     "read_manifest",
     "save",
+    "scoring",
 ]

@@ -1,7 +1,8 @@
 """The exceptions anomalia raises.
 
 Every error names the argument, what was expected and what came, and says how to fix it. Each class also
-inherits the built-in it refines, so a plain ``except ValueError`` keeps working::
+inherits the built-in it refines, so a plain ``except ValueError`` keeps working (and NotFittedError is
+scikit-learn's, so model-selection tools recognise it; the one import of ``_core`` beyond numpy)::
 
     Exception
      └── AnomaliaError
@@ -10,11 +11,13 @@ inherits the built-in it refines, so a plain ``except ValueError`` keeps working
           │    └── ThresholdError ................ a threshold that cannot be fitted on what it got
           ├── InputTypeError (TypeError) ......... data or argument of the wrong type
           ├── ParameterError (ValueError) ........ a constructor argument out of its range
-          ├── NotFittedError (ValueError, AttributeError)
+          ├── NotFittedError (scikit-learn's NotFittedError: ValueError, AttributeError)
           └── BundleError (ValueError) ........... a saved model that cannot be loaded
 """
 
 from __future__ import annotations
+
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 
 class AnomaliaError(Exception):
@@ -41,7 +44,7 @@ class ParameterError(AnomaliaError, ValueError):
     """A constructor argument outside its allowed values; raised when ``fit`` checks the arguments."""
 
 
-class NotFittedError(AnomaliaError, ValueError, AttributeError):
+class NotFittedError(AnomaliaError, _SkNotFittedError):
     """An inference method was called before ``fit``."""
 
 

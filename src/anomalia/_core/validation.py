@@ -66,6 +66,11 @@ def as_float_array(X: Any, *, name: str = "X", ndim: int = 2) -> tuple[np.ndarra
         raise InputTypeError(f"{name} is None; pass a numeric array or DataFrame of shape (n_rows, n_features)")
     if isinstance(X, str | bytes):
         raise InputTypeError(f"{name} is a string ({X[:40]!r}); pass the data, not a path (read it first)")
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise InputTypeError(
+            f"{name} is a sparse matrix ({type(X).__name__}); sparse input is not supported. "
+            "Convert it with X.toarray() if it fits in memory"
+        )
     columns: tuple[str, ...] | None = None
     if _is_frame(X):
         arr, columns, dtypes = _frame_to_array(X, name)
@@ -74,6 +79,11 @@ def as_float_array(X: Any, *, name: str = "X", ndim: int = 2) -> tuple[np.ndarra
             raw = np.asarray(X)
         except (TypeError, ValueError) as exc:
             raise InputTypeError(f"{name} could not be read as an array: {exc}") from None
+        if raw.dtype.kind == "O":  # numbers held as Python objects convert; anything else is an error below
+            try:
+                raw = raw.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
         if raw.dtype.kind not in "biuf":
             raise InputTypeError(
                 f"{name} must hold numbers; got dtype {raw.dtype} (strings or objects). Encode categories as "

@@ -1,0 +1,33 @@
+"""Shared fixtures: real data location, small deterministic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def real_data(*parts: str) -> Path:
+    """Path under ../shared/data, skipping the test with a reason when it is absent (a user's clone)."""
+    path = DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: real benchmark data is only present in CI and on dev machines")
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def blobs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Correlated normal training rows, normal test rows and clearly anomalous test rows (6 features)."""
+    cov = np.eye(6) + 0.8 * (np.ones((6, 6)) - np.eye(6))
+    train = rng.multivariate_normal(np.zeros(6), cov, size=600).astype(np.float32)
+    normal = rng.multivariate_normal(np.zeros(6), cov, size=200).astype(np.float32)
+    anomalies = rng.normal(0, 3, size=(40, 6)).astype(np.float32)
+    return train, normal, anomalies
