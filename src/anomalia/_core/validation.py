@@ -7,6 +7,7 @@ message everywhere. pandas is never imported here: DataFrames are recognised by 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,10 +81,8 @@ def as_float_array(X: Any, *, name: str = "X", ndim: int = 2) -> tuple[np.ndarra
         except (TypeError, ValueError) as exc:
             raise InputTypeError(f"{name} could not be read as an array: {exc}") from None
         if raw.dtype.kind == "O":  # numbers held as Python objects convert; anything else is an error below
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 raw = raw.astype(np.float64)
-            except (TypeError, ValueError):
-                pass
         if raw.dtype.kind not in "biuf":
             raise InputTypeError(
                 f"{name} must hold numbers; got dtype {raw.dtype} (strings or objects). Encode categories as "
