@@ -1,0 +1,41 @@
+"""Reading data: CSV and Parquet files (whole, or streamed in batches), the encoder for mixed tables, and
+time series (checked time axis, sliding windows)."""
+
+from .encoder import MAX_CATEGORIES, ColumnCode, TabularEncoder, as_arrow
+from .labels import as_labels
+from .readers import (
+    BATCH_ROWS,
+    check_columns,
+    count_rows,
+    iter_batches,
+    prefetch,
+    read_table,
+    table_columns,
+    table_format,
+)
+from .series import FILL_OPTIONS, Series, check_step, prepare_series
+from .windows import WARMUP_SCORE, n_windows, per_step, sliding_windows
+
+__all__ = [
+    "BATCH_ROWS",
+    "FILL_OPTIONS",
+    "MAX_CATEGORIES",
+    "WARMUP_SCORE",
+    "ColumnCode",
+    "Series",
+    "TabularEncoder",
+    "as_arrow",
+    "as_labels",
+    "check_columns",
+    "check_step",
+    "count_rows",
+    "iter_batches",
+    "n_windows",
+    "per_step",
+    "prefetch",
+    "prepare_series",
+    "read_table",
+    "sliding_windows",
+    "table_columns",
+    "table_format",
+]

@@ -1,0 +1,184 @@
+"""CSV and Parquet readers: whole tables for fitting, record batches for scoring files larger than memory.
+
+Every problem with a file (missing, unreadable, a column that is not there) becomes an :class:`InputError`
+or :class:`SchemaError` that names the file and says what to do, so the command line can print one line.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from .._core import InputError, SchemaError
+
+#: File suffixes read as each format.
+FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: Rows per record batch when streaming.
+BATCH_ROWS = 65536
+
+
+def table_format(path: str | Path) -> str:
+    """``"csv"`` or ``"parquet"`` from the file suffix (``.csv.gz`` counts as CSV)."""
+    p = Path(path)
+    suffixes = [s.lower() for s in p.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zst") and len(suffixes) > 1:
+        suffixes = suffixes[:-1]
+    fmt = FORMATS.get(suffixes[-1]) if suffixes else None
+    if fmt is None:
+        raise InputError(f"{p}: unknown file type {p.suffix or '(no suffix)'!r}; use a .csv or .parquet file")
+    return fmt
+
+
+def _check_exists(path: str | Path) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise InputError(f"{p} is a folder; give a .csv or .parquet file")
+    return p
+
+
+def _csv_options(path: Path, column_types: dict[str, pa.DataType] | None = None) -> dict[str, Any]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    return {
+        "parse_options": pacsv.ParseOptions(delimiter=delimiter),
+        "convert_options": pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True),
+    }
+
+
+def _unreadable(path: Path, exc: BaseException) -> InputError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return InputError(
+        f"{path} could not be read as {table_format(path).upper()} ({first}); check that the file is intact"
+    )
+
+
+def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a whole CSV or Parquet file (optionally only ``columns``) as a :class:`pyarrow.Table`."""
+    p = _check_exists(path)
+    fmt = table_format(p)
+    if columns is not None:
+        check_columns(p, columns)
+    try:
+        if fmt == "parquet":
+            return pq.read_table(p, columns=list(columns) if columns is not None else None)
+        opts = _csv_options(p)
+        if columns is not None:
+            opts["convert_options"].include_columns = list(columns)
+        return pacsv.read_csv(p, **opts)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _unreadable(p, exc) from None
+
+
+def table_columns(path: str | Path) -> list[str]:
+    """Column names of a file without reading its rows."""
+    p = _check_exists(path)
+    try:
+        if table_format(p) == "parquet":
+            return list(pq.read_schema(p).names)
+        with pacsv.open_csv(p, **_csv_options(p)) as reader:
+            return list(reader.schema.names)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _unreadable(p, exc) from None
+
+
+def check_columns(path: str | Path, needed: Sequence[str], what: str = "column") -> None:
+    """Raise :class:`SchemaError` naming the ``needed`` columns that ``path`` lacks."""
+    have = table_columns(path)
+    missing = [c for c in needed if c not in have]
+    if missing:
+        shown = ", ".join(repr(c) for c in have[:10]) + (" ..." if len(have) > 10 else "")
+        raise SchemaError(f"{path} has no {what}(s) {missing}; its columns are {shown}")
+
+
+def count_rows(path: str | Path) -> int | None:
+    """Number of rows from Parquet metadata; None for CSV (known only after reading it)."""
+    p = _check_exists(path)
+    if table_format(p) != "parquet":
+        return None
+    try:
+        return int(pq.ParquetFile(p).metadata.num_rows)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(p, exc) from None
+
+
+def iter_batches(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    column_types: dict[str, pa.DataType] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Stream ``path`` as record batches of about ``batch_rows`` rows; memory stays bounded by a batch.
+
+    ``column_types`` fixes the types of CSV columns (so that a batch far into the file is parsed like the
+    first); Parquet files carry their own types.
+    """
+    p = _check_exists(path)
+    fmt = table_format(p)
+    if columns is not None:
+        check_columns(p, columns)
+    try:
+        if fmt == "parquet":
+            pf = pq.ParquetFile(p)
+            yield from pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None)
+            return
+        opts = _csv_options(p, column_types)
+        if columns is not None:
+            opts["convert_options"].include_columns = list(columns)
+        # a block of ~48 bytes per value gives batches of roughly ``batch_rows`` rows
+        width = len(columns) if columns is not None else 16
+        opts["read_options"] = pacsv.ReadOptions(block_size=max(1 << 20, min(batch_rows * width * 12, 1 << 28)))
+        with pacsv.open_csv(p, **opts) as reader:
+            yield from reader
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise _unreadable(p, exc) from None
+
+
+def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run ``items`` in a background thread, ``depth`` items ahead, so reading overlaps the consumer's work.
+
+    Exceptions raised while producing are re-raised in the consumer; closing the generator stops the thread.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # handed to the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="anomalia-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)

@@ -1,0 +1,19 @@
+"""HTML reports of evaluations: sections of plots and tables in one self-contained file.
+
+Reports draw result objects of :mod:`anomalia.workflows`; they never fit or score.
+"""
+
+from .html import Report, build_report, render, write_report
+from .sections import SECTION_BUILDERS, Plot, Section, Table, register_section
+
+__all__ = [
+    "SECTION_BUILDERS",
+    "Plot",
+    "Report",
+    "Section",
+    "Table",
+    "build_report",
+    "register_section",
+    "render",
+    "write_report",
+]

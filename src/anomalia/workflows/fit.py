@@ -1,0 +1,194 @@
+"""``fit``: a CSV or Parquet file in, a saved model folder out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .._core import InputError, ParameterError
+from ..data import TabularEncoder, as_labels, check_columns, read_table
+from ..detectors import get_detector, make_detector
+from ..scoring import parse_threshold
+from .model import Model
+
+#: Share of anomalies assumed by ``contaminated=True`` when no ``contamination`` is given.
+DEFAULT_CONTAMINATION = 0.05
+
+
+@dataclass
+class FitResult:
+    """What a fit run did: the model, where it went, the data it saw, and its training history."""
+
+    model: Model
+    path: Path
+    data: str
+    n_rows: int
+    n_excluded_anomalies: int
+    n_train: int
+    n_calibration: int
+    n_input_columns: int
+    n_features: int
+    threshold: str
+    threshold_value: float | None
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return sum(len(h.get("train_loss", [])) for h in self.history)
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML scalars and lists (``64``, ``1e-3``, ``true``, ``null``, ``[64, 32]``)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_params(model: str, pairs: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Detector arguments from ``key=value`` strings (or a mapping), typed like the defaults.
+
+    ``hidden=64,32`` and ``hidden=[64, 32]`` both give ``(64, 32)``; an unknown key raises
+    :class:`ParameterError` listing the detector's arguments.
+    """
+    cls = get_detector(model)
+    defaults = cls().get_params(deep=False)
+    raw: dict[str, Any] = {}
+    if isinstance(pairs, Mapping):
+        raw = {str(k).replace("-", "_"): v for k, v in pairs.items()}
+    else:
+        for pair in pairs or ():
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise ParameterError(f"--set takes key=value (e.g. --set epochs=50); got {pair!r}")
+            raw[key.strip().replace("-", "_")] = parse_value(value.strip())
+    unknown = sorted(set(raw) - set(defaults))
+    if unknown:
+        raise ParameterError(f"detector {model!r} has no parameter(s) {unknown}; it takes {sorted(defaults)}")
+    out = {}
+    for key, value in raw.items():
+        if isinstance(defaults[key], tuple):
+            if isinstance(value, str):
+                value = [parse_value(v) for v in value.split(",") if v.strip()]
+            if isinstance(value, int | float):
+                value = [value]
+            if isinstance(value, list):
+                value = tuple(value)
+        out[key] = value
+    return out
+
+
+def fit_file(
+    data: str | Path,
+    *,
+    out: str | Path,
+    model: str = "autoencoder",
+    params: Iterable[str] | Mapping[str, Any] | None = None,
+    label_column: str | None = None,
+    threshold: str | None = None,
+    contaminated: bool = False,
+    impute: str | None = None,
+    max_categories: int = 50,
+    drop: Sequence[str] = (),
+    seed: int | None = 0,
+    callback: Callable[[int, float, float | None], None] | None = None,
+) -> FitResult:
+    """Fit detector ``model`` on the normal rows of ``data`` and save it, with its encoding, to ``out``.
+
+    Parameters
+    ----------
+    data : path
+        CSV or Parquet file of (mostly) normal records.
+    out : path
+        Model folder to write.
+    model : str
+        Registered detector name (``anomalia models`` lists them).
+    params : key=value strings or mapping
+        Detector arguments.
+    label_column : str, optional
+        Column with 1 = anomaly, 0 = normal. Labelled anomalies are kept out of training and, with the held-out
+        normal rows, fit thresholds that need labels (``best-f1``, ``precision:P``, ``recall:R``).
+    threshold : str, optional
+        Threshold spec; default ``false-alarm:0.01`` (or the contamination share when ``contaminated``).
+    contaminated : bool
+        The training data may hold unlabelled anomalies: robust training that leaves the highest-loss share
+        out of each batch (``contamination``, default 5 %).
+    impute : {None, "median"}
+        Missing values: an error (None) or filled with fitted medians / most frequent values.
+    max_categories, drop
+        Text columns with more distinct values than this are an error; ``drop`` lists columns to ignore.
+    seed : int, optional
+        Random seed (``random_state`` of the detector) unless ``params`` sets one.
+    callback : callable, optional
+        ``callback(epoch, train_loss, val_loss)`` after each training epoch.
+    """
+    start = time.perf_counter()
+    kwargs = parse_params(model, params)
+    kwargs.setdefault("random_state", seed)
+    if contaminated:
+        kwargs.setdefault("contamination", DEFAULT_CONTAMINATION)
+    spec = parse_threshold(threshold) if threshold is not None else None
+    if spec is not None and spec.needs_labels and label_column is None:
+        raise InputError(
+            f"threshold '{spec.spec}' is fitted on labelled anomalies; pass --label-column with the column "
+            "that marks them (1 = anomaly), or use 'false-alarm:ALPHA'"
+        )
+    if spec is not None:
+        kwargs["threshold"] = spec.spec
+    detector = make_detector(model, **kwargs)
+
+    needed = [c for c in (label_column, *drop) if c is not None]
+    if needed:
+        check_columns(data, needed)
+    table = read_table(data)
+    labels = None
+    if label_column is not None:
+        labels = as_labels(table.column(label_column), label_column)
+    encoder = TabularEncoder(max_categories=max_categories, impute=impute, exclude=[*drop, *needed])
+    normal = table if labels is None else table.filter(labels == 0)
+    if normal.num_rows == 0:
+        raise InputError(f"{data}: every row is labelled as an anomaly in {label_column!r}; fit needs normal rows")
+    X = encoder.fit(normal).transform(normal)
+    names = encoder.feature_names
+    detector.fit(pd.DataFrame(X, columns=names, copy=False), callback=callback)
+
+    n_anom = 0
+    if labels is not None and (labels == 1).any():
+        anomalies = table.filter(labels == 1)
+        n_anom = anomalies.num_rows
+        if detector._threshold_spec().needs_labels:
+            X_val = np.concatenate([detector.calibration_rows_, encoder.transform(anomalies)])
+            y_val = np.r_[np.zeros(detector.calibration_rows_.shape[0]), np.ones(n_anom)].astype(np.int64)
+            detector.fit_threshold(X_val, y_val)
+    elif detector._threshold_spec().needs_labels:
+        raise InputError(
+            f"threshold '{detector._threshold_spec().spec}' needs labelled anomalies, but {label_column!r} marks "
+            "none in this file; use 'false-alarm:ALPHA' or label some anomalies"
+        )
+
+    fitted = Model(detector, encoder)
+    path = fitted.save(out)
+    thr = detector.threshold_
+    return FitResult(
+        model=fitted,
+        path=path,
+        data=str(data),
+        n_rows=table.num_rows,
+        n_excluded_anomalies=n_anom,
+        n_train=detector.n_train_rows_,
+        n_calibration=int(detector.calibration_scores_.size),
+        n_input_columns=len(encoder.input_columns),
+        n_features=len(names),
+        threshold=detector._threshold_spec().spec,
+        threshold_value=None if thr is None else float(thr.threshold_),
+        seconds=time.perf_counter() - start,
+        history=list(getattr(detector, "history_", [])),
+    )
