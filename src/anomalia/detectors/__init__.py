@@ -2,19 +2,35 @@
 
 from .autoencoder import AutoEncoder
 from .base import BaseDetector, normalise_shares
+from .conv_autoencoder import ConvAutoEncoder
 from .deep import DeepDetector
+from .forecasters import CNNForecaster, LSTMForecaster
+from .geom import GEOM
 from .iforest import IsolationForest
+from .image import ImageDetector
+from .lstm_autoencoder import LSTMAutoEncoder
 from .pca import PCA
 from .registry import detector_names, get_detector, make_detector, register
+from .series import SeriesDetector
 from .vae import VAE
+from .windowed import WindowAutoEncoder, WindowVAE
 
 __all__ = [
+    "GEOM",
     "PCA",
     "VAE",
     "AutoEncoder",
     "BaseDetector",
+    "CNNForecaster",
+    "ConvAutoEncoder",
     "DeepDetector",
+    "ImageDetector",
     "IsolationForest",
+    "LSTMAutoEncoder",
+    "LSTMForecaster",
+    "SeriesDetector",
+    "WindowAutoEncoder",
+    "WindowVAE",
     "detector_names",
     "get_detector",
     "make_detector",

@@ -2,12 +2,16 @@
 
 from .dense import DenseAutoEncoder, DenseVAE, mlp
 from .runtime import batched, init_weights, resolve_device, seeded, to_tensor
+from .sequence import DeepAnTNet, LSTMEncoderDecoder, LSTMForecastNet
 from .training import History, ProgressCallback, RowLoss, TrainConfig, evaluate_loss, reduce_loss, train
 
 __all__ = [
+    "DeepAnTNet",
     "DenseAutoEncoder",
     "DenseVAE",
     "History",
+    "LSTMEncoderDecoder",
+    "LSTMForecastNet",
     "ProgressCallback",
     "RowLoss",
     "TrainConfig",
