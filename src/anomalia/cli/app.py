@@ -1,32 +1,403 @@
-"""``anomalia`` command: thin over ``anomalia.workflows``."""
+"""``anomalia`` command: thin over ``anomalia.workflows`` and ``anomalia.report``.
+
+Each command parses its flags, calls one workflow, and prints a table; progress goes to stderr. Our own
+errors (bad input, bad model folder, files that cannot be read or written) become one line on stderr and
+exit code 2, as do Typer's usage errors.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .._core import AnomaliaError
+from .._core import AnomaliaError, InputError
 
-app = typer.Typer(help="anomalia: deep-learning anomaly detection.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="anomalia: deep-learning anomaly detection.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 console = Console()
 err_console = Console(stderr=True)
+
+#: The keys a run file (``--config run.yaml``) may hold: the flags of ``anomalia fit``.
+FIT_KEYS = (
+    "data",
+    "model",
+    "set",
+    "label_column",
+    "threshold",
+    "contaminated",
+    "impute",
+    "max_categories",
+    "drop",
+    "out",
+    "seed",
+)
 
 
 @app.callback()
 def _root() -> None:
-    """anomalia: learn normal behaviour from normal data and flag what departs from it."""
+    """anomalia: learn normal behaviour from normal data and flag what departs from it.
+
+    Typical run: `anomalia fit data.csv --out model/`, then `anomalia score model/ new.csv --out scores.csv`,
+    or `anomalia report model/ labelled.csv --label-column label --out report.html`.
+    """
 
 
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "—"
+        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows:
+        table.add_row(k, _fmt(v))
+    return table
+
+
+def _row_progress(label: str) -> tuple[Progress, Any]:
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:,.0f} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = progress.add_task(label, total=None, rate="")
+    start = time.perf_counter()
+
+    def update(done: int, total: int | None) -> None:
+        elapsed = max(time.perf_counter() - start, 1e-9)
+        progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} rows/s")
+
+    return progress, update
+
+
+# ------------------------------------------------------------------------------------------------ fit
+@app.command()
+def fit(
+    data: str | None = typer.Argument(None, help="CSV or Parquet file of (mostly) normal records."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Detector name (see `anomalia models`)."),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Detector argument key=value (repeatable).")] = None,
+    label_column: str | None = typer.Option(
+        None, help="Column with 1 = anomaly, 0 = normal: anomalies are kept out of training and fit the threshold."
+    ),
+    threshold: str | None = typer.Option(
+        None,
+        help="false-alarm:0.01 (default) | quantile:0.99 | pot:1e-4 | best-f1 | precision:0.9 | recall:0.9",
+    ),
+    contaminated: bool = typer.Option(
+        False,
+        "--contaminated",
+        help="The data may hold unlabelled anomalies: train robustly (5 %, or --set contamination=...).",
+    ),
+    impute: str | None = typer.Option(None, help="Fill missing values: 'median' (saved with the model)."),
+    max_categories: int | None = typer.Option(None, help="Most distinct values of a one-hot text column [50]."),
+    drop: Annotated[list[str] | None, typer.Option("--drop", help="Column to ignore (repeatable).")] = None,
+    out: str | None = typer.Option(None, "--out", "-o", help="Model folder to write."),
+    seed: int | None = typer.Option(None, help="Random seed [0]."),
+    config: str | None = typer.Option(None, "--config", "-c", help="YAML run file with the same keys as these flags."),
+) -> None:
+    """Learn normal behaviour from a CSV or Parquet file and save the model."""
+    from ..detectors import get_detector
+    from ..workflows import fit_file, load_run_file, parse_params
+
+    given = {
+        "data": data,
+        "model": model,
+        "set": set_ or None,
+        "label_column": label_column,
+        "threshold": threshold,
+        "contaminated": contaminated or None,
+        "impute": impute,
+        "max_categories": max_categories,
+        "drop": drop or None,
+        "out": out,
+        "seed": seed,
+    }
+    run = load_run_file(config, FIT_KEYS) if config else {}
+    opts = {k: v if v is not None else run.get(k) for k, v in given.items()}
+    if opts["data"] is None:
+        raise InputError("no data file: give DATA (or 'data:' in the run file)")
+    if opts["out"] is None:
+        raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
+    name = opts["model"] or "autoencoder"
+    params = parse_params(name, opts["set"])
+    epochs = params.get("epochs", get_detector(name)().get_params().get("epochs"))
+    drop_cols = opts["drop"] or []
+    if isinstance(drop_cols, str):
+        drop_cols = [drop_cols]
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]training {task.fields[name]}"),
+        BarColumn(),
+        TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("{task.fields[loss]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    task = progress.add_task("fit", total=epochs or 1, name=name, loss="")
+
+    def on_epoch(epoch: int, train_loss: float, val_loss: float | None) -> None:
+        loss = f"loss {train_loss:.4f}" + (f" · val {val_loss:.4f}" if val_loss is not None else "")
+        progress.update(task, completed=epoch, loss=loss)
+
+    with progress:
+        result = fit_file(
+            opts["data"],
+            out=opts["out"],
+            model=name,
+            params=params,
+            label_column=opts["label_column"],
+            threshold=opts["threshold"],
+            contaminated=bool(opts["contaminated"]),
+            impute=opts["impute"],
+            max_categories=int(opts["max_categories"] or 50),
+            drop=drop_cols,
+            seed=0 if opts["seed"] is None else int(opts["seed"]),
+            callback=on_epoch if epochs else None,
+        )
+        progress.update(task, completed=result.epochs or epochs or 1, total=result.epochs or epochs or 1)
+    hist = result.history[-1] if result.history else {}
+    rows: list[tuple[str, Any]] = [
+        ("detector", name),
+        ("data", f"{result.data} ({result.n_rows:,} rows)"),
+        ("trained on", f"{result.n_train:,} normal rows"),
+        ("held out for calibration", f"{result.n_calibration:,} normal rows"),
+    ]
+    if opts["label_column"]:
+        rows.append(("labelled anomalies (not trained on)", result.n_excluded_anomalies))
+    rows += [("input columns → features", f"{result.n_input_columns} → {result.n_features}")]
+    if hist:
+        rows += [
+            ("epochs", f"{result.epochs} (kept epoch {hist.get('best_epoch')})"),
+            (
+                "final loss (train / held-out)",
+                f"{_fmt(hist['train_loss'][-1], 4)} / {_fmt((hist['val_loss'] or [None])[-1], 4)}",
+            ),
+        ]
+    rows += [
+        ("threshold", f"{result.threshold} → score > {_fmt(result.threshold_value, 4)}"),
+        ("seconds", result.seconds),
+        ("saved to", str(result.path)),
+    ]
+    console.print(_kv_table("Fitted model", rows))
+
+
+# ------------------------------------------------------------------------------------------------ score
+@app.command()
+def score(
+    model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder written by `anomalia fit`."),
+    data: str = typer.Argument(..., help="CSV or Parquet file to score (streamed: it may exceed memory)."),
+    out: str = typer.Option(..., "--out", "-o", help="Output file: .parquet or .csv."),
+    explain: str = typer.Option(
+        "flagged", help="Which rows get their top contributing features: flagged | all | none."
+    ),
+    top_k: int = typer.Option(3, help="Contributing features per row."),
+    keep: Annotated[
+        list[str] | None, typer.Option("--keep", help="Input column to copy to the output (repeatable).")
+    ] = None,
+    batch_rows: int = typer.Option(65536, help="Rows per batch."),
+) -> None:
+    """Score every row of a file: score, p-value, flag and top contributing features."""
+    from ..workflows import score_file
+
+    progress, update = _row_progress("scoring")
+    with progress:
+        result = score_file(
+            model_dir, data, out, batch_rows=batch_rows, explain=explain, top_k=top_k, keep=keep or (), progress=update
+        )
+    share = result.n_flagged / max(result.n_rows, 1)
+    console.print(
+        _kv_table(
+            "Scored",
+            [
+                ("rows", result.n_rows),
+                ("flagged", f"{result.n_flagged:,} ({share:.2%}) at {result.threshold}"),
+                ("seconds", result.seconds),
+                ("rows/s", f"{result.rows_per_second:,.0f}"),
+                ("written to", str(result.out)),
+            ],
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+def _metrics_table(ev: Any) -> Table:
+    m = ev.metrics
+    table = Table(title=f"{ev.detector} on {ev.data} · threshold {ev.threshold}", title_justify="left")
+    keys = [("n", "rows"), ("n_anomalies", "anomalies"), ("precision", "precision"), ("recall", "recall")]
+    keys += [("f1", "F1"), ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("false_alarm_rate", "false-alarm rate")]
+    for _, label in keys:
+        table.add_column(label, justify="right")
+    table.add_row(*(_fmt(m.get(k)) if k not in ("n", "n_anomalies") else _fmt(int(m.get(k, 0))) for k, _ in keys))
+    return table
+
+
+def _operating_table(ev: Any) -> Table:
+    table = Table(title="Operating points (trade precision for recall)", title_justify="left")
+    for col in ("threshold rule", "threshold", "flagged", "precision", "recall", "F1", "note"):
+        table.add_column(col, justify="left" if col in ("threshold rule", "note") else "right")
+    for op in ev.operating_points:
+        table.add_row(
+            op.name, _fmt(op.threshold, 4), _fmt(op.flagged), _fmt(op.precision), _fmt(op.recall), _fmt(op.f1), op.note
+        )
+    return table
+
+
+@app.command()
+def evaluate(
+    model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder written by `anomalia fit`."),
+    data: str = typer.Argument(..., help="Labelled CSV or Parquet file."),
+    label_column: str = typer.Option(..., help="Column with 1 = anomaly, 0 = normal."),
+    report: str | None = typer.Option(None, "--report", help="Also write the HTML report to this file."),
+    target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
+    target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
+) -> None:
+    """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
+    from ..workflows import evaluate_file
+
+    progress, update = _row_progress("evaluating")
+    with progress:
+        ev = evaluate_file(
+            model_dir,
+            data,
+            label_column=label_column,
+            target_precision=target_precision,
+            target_recall=target_recall,
+            progress=update,
+        )
+    console.print(_metrics_table(ev))
+    console.print(_operating_table(ev))
+    if report:
+        _write_report(ev, report)
+
+
+def _write_report(ev: Any, path: str) -> None:
+    from ..report import write_report
+
+    with console.status("writing the report"):
+        out = write_report(ev, path)
+    console.print(f"Report: [bold]{out}[/] (open it in a browser; it needs no network)", soft_wrap=True)
+
+
+@app.command()
+def report(
+    model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder written by `anomalia fit`."),
+    data: str = typer.Argument(..., help="CSV or Parquet file to report on."),
+    out: str = typer.Option("report.html", "--out", "-o", help="HTML file to write."),
+    label_column: str | None = typer.Option(None, help="Column with 1 = anomaly, 0 = normal (enables the curves)."),
+    target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
+    target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
+) -> None:
+    """Write a self-contained HTML report: score distributions, curves, thresholds, top anomalies."""
+    from ..workflows import evaluate_file
+
+    progress, update = _row_progress("scoring")
+    with progress:
+        ev = evaluate_file(
+            model_dir,
+            data,
+            label_column=label_column,
+            target_precision=target_precision,
+            target_recall=target_recall,
+            progress=update,
+        )
+    if ev.has_labels:
+        console.print(_metrics_table(ev))
+    _write_report(ev, out)
+
+
+# ------------------------------------------------------------------------------------------------ models, info
+@app.command()
+def models() -> None:
+    """List the registered detectors and their parameters (defaults in brackets)."""
+    from ..detectors import detector_names, get_detector
+
+    table = Table(title="Detectors (use with `anomalia fit --model NAME --set key=value`)", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("class")
+    table.add_column("parameters [default]")
+    for name in detector_names():
+        cls = get_detector(name)
+        params = cls().get_params(deep=False)
+        text = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        table.add_row(name, f"{cls.__name__}\n[dim]{doc}[/]", text)
+    console.print(table)
+
+
+@app.command()
+def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder.")) -> None:
+    """Show a saved model's manifest: detector, schema, threshold, training data, versions."""
+    from ..workflows import model_info
+
+    i = model_info(model_dir)
+    schema = i["schema"]
+    cols = schema.get("columns") or []
+    thr = i["threshold"] or {}
+    train = i["training"]
+    rows: list[tuple[str, Any]] = [
+        ("folder", i["path"]),
+        ("detector", i["detector"]),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in sorted(i["params"].items()) if v is not None)),
+        ("features", f"{schema.get('n_features')}: {', '.join(map(str, cols[:12]))}{' ...' if len(cols) > 12 else ''}"),
+        ("threshold", f"{thr.get('spec', '—')} → score > {_fmt(thr.get('threshold'), 4)}"),
+        ("training rows", train.get("n_train_rows")),
+        ("calibration rows", i["n_calibration"]),
+        ("updates (partial_fit)", train.get("n_updates")),
+        ("epochs run", i["epochs_run"]),
+    ]
+    pre = i["preprocess"]
+    if pre:
+        rows += [
+            ("input columns → features", f"{pre['input_columns']} → {pre['features']}"),
+            ("one-hot columns", ", ".join(pre["one_hot_columns"]) or "none"),
+            ("missing values", pre["impute"]),
+        ]
+    rows += [
+        ("created", i["created"]),
+        ("anomalia version", i["anomalia_version"]),
+        ("format version", i["format_version"]),
+    ]
+    console.print(_kv_table(f"Model {i['path']}", rows))
+
+
+# ------------------------------------------------------------------------------------------------ demo
 @app.command()
 def demo(
     alpha: float = typer.Option(0.05, help="False-alarm rate to flag at."),
     seed: int = typer.Option(0, help="Random seed."),
+    report: str = typer.Option("demo-report.html", "--report", help="HTML report to write ('' for none)."),
 ) -> None:
     """Train on benign breast-cancer records (ships with scikit-learn) and evaluate on held-out ones."""
     from ..workflows import run_demo
+    from ..workflows.evaluate import demo_evaluation
 
     with console.status("training") as status:
         result = run_demo(alpha=alpha, random_state=seed, on_detector=lambda n: status.update(f"training {n}"))
@@ -47,13 +418,26 @@ def demo(
             f"{r['seconds']:.1f}",
         )
     console.print(table)
+    if report:
+        _write_report(demo_evaluation(result), report)
 
 
-def main() -> None:
-    """Entry point. Our own errors (bad input, bad model folder) become one line on stderr and exit code 2;
-    usage errors are reported by Typer with exit code 2 as well."""
+# ------------------------------------------------------------------------------------------------ entry point
+def main(args: list[str] | None = None) -> None:
+    """Entry point. Our own errors (bad input, bad model folder) and file-system errors become one line on
+    stderr and exit code 2; usage errors are reported by Typer with exit code 2 as well."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:
-        app()
+        app(args=args, prog_name="anomalia")
     except AnomaliaError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except OSError as exc:
+        name = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        err_console.print(
+            f"[bold red]error:[/]{escape(name)} {escape(str(exc.strerror or exc))}", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted", soft_wrap=True)
+        sys.exit(130)

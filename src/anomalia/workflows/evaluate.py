@@ -21,6 +21,7 @@ from ..data import BATCH_ROWS, TabularEncoder, check_columns, count_rows
 from ..detectors import BaseDetector
 from ..metrics import evaluate as point_metrics
 from ..scoring import BestF1, TargetPrecision, TargetRecall, Threshold, conformal_p_values
+from .demo import DemoResult
 from .model import Model, load_model
 from .score import RowProgress, labels_of, score_batches, top_contributions
 
@@ -310,3 +311,23 @@ def evaluate_arrays(
         target_recall=target_recall,
         seconds=time.perf_counter() - start,
     )
+
+
+def demo_evaluation(result: DemoResult, detector: str = "autoencoder") -> Evaluation:
+    """The report data of ``anomalia demo``: ``detector`` in full, the other detectors for comparison."""
+    if result.X_test is None or detector not in result.detectors:
+        raise InputError(f"the demo result has no detector {detector!r}; run the demo with it")
+    ev = evaluate_arrays(
+        result.detectors[detector],
+        result.X_test,
+        result.y_test,
+        feature_names=result.feature_names,
+        title=f"Demo: breast cancer (Wisconsin), {detector}",
+        data=(
+            f"breast cancer (scikit-learn): trained on {result.n_train} benign records; held out "
+            f"{result.n_test_normal} benign and {result.n_test_anomalies} malignant"
+        ),
+    )
+    ev.comparison = {n: d.anomaly_score(result.X_test) for n, d in result.detectors.items() if n != detector}
+    ev.comparison_metrics = dict(result.rows)
+    return ev
