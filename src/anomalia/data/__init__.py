@@ -13,19 +13,29 @@ from .readers import (
     table_columns,
     table_format,
 )
+from .series import FILL_OPTIONS, Series, check_step, prepare_series
+from .windows import WARMUP_SCORE, n_windows, per_step, sliding_windows
 
 __all__ = [
     "BATCH_ROWS",
+    "FILL_OPTIONS",
     "MAX_CATEGORIES",
+    "WARMUP_SCORE",
     "ColumnCode",
+    "Series",
     "TabularEncoder",
     "as_arrow",
     "as_labels",
     "check_columns",
+    "check_step",
     "count_rows",
     "iter_batches",
+    "n_windows",
+    "per_step",
     "prefetch",
+    "prepare_series",
     "read_table",
+    "sliding_windows",
     "table_columns",
     "table_format",
 ]

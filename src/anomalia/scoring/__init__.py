@@ -1,7 +1,10 @@
 """Calibration (conformal p-values) and thresholds; numpy and scipy only, usable with any scores."""
 
 from .calibration import conformal_p_values
-from .pot import GPDTail, fit_tail
+from .dynamic import DynamicResult, dynamic_threshold
+from .pot import GPDTail, fit_excesses, fit_tail
+from .smoothing import ewma, running_tail_probability
+from .spot import SPOT, StreamResult
 from .thresholds import (
     POT,
     THRESHOLDS,
@@ -20,19 +23,26 @@ from .thresholds import (
 
 __all__ = [
     "POT",
+    "SPOT",
     "THRESHOLDS",
     "BestF1",
     "Contamination",
+    "DynamicResult",
     "FalseAlarmRate",
     "Fixed",
     "GPDTail",
     "Quantile",
+    "StreamResult",
     "Sweep",
     "TargetPrecision",
     "TargetRecall",
     "Threshold",
     "conformal_p_values",
+    "dynamic_threshold",
+    "ewma",
+    "fit_excesses",
     "fit_tail",
     "parse_threshold",
+    "running_tail_probability",
     "sweep",
 ]

@@ -45,7 +45,13 @@ def fit_tail(scores: np.ndarray, level: float = 0.98) -> GPDTail:
             f"POT needs at least {MIN_PEAKS} scores above the {level:.0%} quantile, i.e. about {need} normal "
             f"scores; got {s.size} scores with {peaks.size} peaks. Use more calibration data or false-alarm:alpha"
         )
-    if np.ptp(peaks) == 0:
-        return GPDTail(t, 0.0, float(peaks.mean()) or 1e-12, peaks.size / s.size)
-    gamma, _, sigma = stats.genpareto.fit(peaks, floc=0.0)
-    return GPDTail(t, float(gamma), float(sigma), peaks.size / s.size)
+    gamma, sigma = fit_excesses(peaks)
+    return GPDTail(t, gamma, sigma, peaks.size / s.size)
+
+
+def fit_excesses(excesses: np.ndarray) -> tuple[float, float]:
+    """Maximum-likelihood GPD shape ``gamma`` and scale ``sigma`` of positive excesses (location 0)."""
+    if np.ptp(excesses) == 0:
+        return 0.0, float(np.mean(excesses)) or 1e-12
+    gamma, _, sigma = stats.genpareto.fit(excesses, floc=0.0)
+    return float(gamma), float(sigma)
