@@ -75,7 +75,30 @@ def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
-def _row_progress(label: str) -> tuple[Progress, Any]:
+class _Live:
+    """Shows a progress display from its first update on, so that an error raised before any progress
+    (a missing file, a wrong column) leaves only the error line; on a later error the display is removed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.started = False
+
+    def start(self) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+
+    def __enter__(self) -> _Live:
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if self.started:
+            if kind is not None:
+                self.progress.live.transient = True
+            self.progress.stop()
+
+
+def _row_progress(label: str) -> tuple[_Live, Any]:
     progress = Progress(
         SpinnerColumn(),
         TextColumn(f"[bold]{label}"),
@@ -90,11 +113,14 @@ def _row_progress(label: str) -> tuple[Progress, Any]:
     task = progress.add_task(label, total=None, rate="")
     start = time.perf_counter()
 
+    live = _Live(progress)
+
     def update(done: int, total: int | None) -> None:
+        live.start()
         elapsed = max(time.perf_counter() - start, 1e-9)
         progress.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f} rows/s")
 
-    return progress, update
+    return live, update
 
 
 # ------------------------------------------------------------------------------------------------ fit
@@ -163,11 +189,14 @@ def fit(
     )
     task = progress.add_task("fit", total=epochs or 1, name=name, loss="")
 
+    live = _Live(progress)
+
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None) -> None:
+        live.start()
         loss = f"loss {train_loss:.4f}" + (f" · val {val_loss:.4f}" if val_loss is not None else "")
         progress.update(task, completed=epoch, loss=loss)
 
-    with progress:
+    with live:
         result = fit_file(
             opts["data"],
             out=opts["out"],
@@ -182,7 +211,8 @@ def fit(
             seed=0 if opts["seed"] is None else int(opts["seed"]),
             callback=on_epoch if epochs else None,
         )
-        progress.update(task, completed=result.epochs or epochs or 1, total=result.epochs or epochs or 1)
+        if live.started:
+            progress.update(task, completed=result.epochs, total=result.epochs)
     hist = result.history[-1] if result.history else {}
     rows: list[tuple[str, Any]] = [
         ("detector", name),
@@ -227,8 +257,8 @@ def score(
     """Score every row of a file: score, p-value, flag and top contributing features."""
     from ..workflows import score_file
 
-    progress, update = _row_progress("scoring")
-    with progress:
+    live, update = _row_progress("scoring")
+    with live:
         result = score_file(
             model_dir, data, out, batch_rows=batch_rows, explain=explain, top_k=top_k, keep=keep or (), progress=update
         )
@@ -282,8 +312,8 @@ def evaluate(
     """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
     from ..workflows import evaluate_file
 
-    progress, update = _row_progress("evaluating")
-    with progress:
+    live, update = _row_progress("evaluating")
+    with live:
         ev = evaluate_file(
             model_dir,
             data,
@@ -318,8 +348,8 @@ def report(
     """Write a self-contained HTML report: score distributions, curves, thresholds, top anomalies."""
     from ..workflows import evaluate_file
 
-    progress, update = _row_progress("scoring")
-    with progress:
+    live, update = _row_progress("scoring")
+    with live:
         ev = evaluate_file(
             model_dir,
             data,
