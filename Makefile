@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean chromium
 
 $(BIN)/anomalia: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,13 @@ install: $(BIN)/anomalia
 demo: install
 	$(BIN)/anomalia demo
 
-test: install
+# Debian's Chromium for the report's browser test (tests/test_report_browser.py), driven by Playwright
+# from .venv; installed only when missing (CI runs as root). Playwright's own browser download is not used.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+test: install chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 

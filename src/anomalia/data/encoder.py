@@ -216,8 +216,9 @@ class TabularEncoder:
     def _numeric(self, code: ColumnCode, col: Any, row_offset: int) -> np.ndarray:
         if _kind(code.name, col.type) != "numeric":
             example = next((v for v in col.to_pylist() if v is not None), None)
+            what = "text" if _kind(code.name, col.type) == "category" else str(col.type)
             raise SchemaError(
-                f"column {code.name!r} held numbers at fit but holds {col.type} here (e.g. {example!r}); "
+                f"column {code.name!r} held numbers at fit but holds {what} here (e.g. {example!r}); "
                 "the file's schema differs from the model's"
             )
         values = _numbers(col)

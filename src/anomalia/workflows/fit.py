@@ -48,9 +48,15 @@ class FitResult:
 def parse_value(text: str) -> Any:
     """A ``--set`` value: YAML scalars and lists (``64``, ``1e-3``, ``true``, ``null``, ``[64, 32]``)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as text
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def parse_params(model: str, pairs: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
@@ -63,7 +69,7 @@ def parse_params(model: str, pairs: Iterable[str] | Mapping[str, Any] | None) ->
     defaults = cls().get_params(deep=False)
     raw: dict[str, Any] = {}
     if isinstance(pairs, Mapping):
-        raw = {str(k).replace("-", "_"): v for k, v in pairs.items()}
+        raw = {str(k).replace("-", "_"): parse_value(v) if isinstance(v, str) else v for k, v in pairs.items()}
     else:
         for pair in pairs or ():
             key, sep, value = pair.partition("=")

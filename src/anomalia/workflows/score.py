@@ -69,6 +69,7 @@ def score_batches(
     threshold = det._fitted_threshold()
     calibration = det.calibration_scores_
     features = model.input_columns
+    extra_columns = list(dict.fromkeys(extra_columns))
     extra = [c for c in extra_columns if c not in features]
     types = model.encoder.arrow_types()
 
@@ -78,7 +79,7 @@ def score_batches(
             if batch.num_rows == 0:
                 continue
             X = model.encoder.transform(batch, row_offset=offset)
-            yield offset, X, batch.select([c for c in extra_columns])
+            yield offset, X, batch.select(extra_columns)
             offset += batch.num_rows
 
     for offset, X, source in prefetch(encoded()):

@@ -1,0 +1,65 @@
+"""The report in a real browser: Debian's headless Chromium (installed by `make test`), driven by Playwright.
+
+Skipped with a reason where Chromium or the playwright package is absent (a user's machine without the
+test setup); CI installs both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tabular_files import FAST, mixed_frame, write
+
+from anomalia.report import write_report
+from anomalia.workflows import evaluate_file, fit_file
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PROMISED = ["score-distribution", "roc", "pr", "threshold-sweep", "confusion", "training-loss"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def test_report_opens_without_console_errors_and_shows_every_plot(browser, tmp_path):
+    data = write(mixed_frame(300), tmp_path / "d.csv")
+    fit_file(data, out=tmp_path / "m", params=FAST, label_column="label")
+    path = write_report(evaluate_file(tmp_path / "m", data, label_column="label"), tmp_path / "report.html")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_load_state("load")
+    assert problems == []
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests  # nothing from the network
+    for key in PROMISED:
+        img = page.locator(f'figure[data-plot="{key}"] img')
+        assert img.count() == 1, key
+        size = img.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width]")
+        assert size[0] and size[1] > 200 and size[2] > 150 and size[3] > 100, (key, size)
+    assert page.locator('table[data-table="top-anomalies"] tbody tr').count() == 20
+    assert page.title().endswith("anomalia report")
+    page.close()
