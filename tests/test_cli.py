@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tabular_files import FAST, mixed_frame, write
 
 from anomalia.cli import main
+from tabular_files import FAST, mixed_frame, write
 
 SET = [x for kv in FAST for x in ("--set", kv)]
 
@@ -78,7 +78,7 @@ def test_evaluate_prints_metrics_and_writes_the_report(files, model, capsys):
 
 def test_report_without_labels(files, model, capsys):
     tmp, _, train, _ = files
-    code, out, err = run(["report", model, train, "--out", tmp / "plain.html"], capsys)
+    code, _, err = run(["report", model, train, "--out", tmp / "plain.html"], capsys)
     assert code == 0, err
     html = (tmp / "plain.html").read_text()
     assert 'data-plot="score-distribution"' in html and 'data-plot="roc"' not in html
@@ -129,7 +129,7 @@ def test_impute_median_is_saved_with_the_model(tmp_path, capsys):
 
 
 def test_bad_inputs_give_one_line_and_exit_code_2(files, model, tmp_path, capsys):
-    tmp, df, train, test = files
+    _, df, train, test = files
     cases = [
         (["score", model, tmp_path / "missing.csv", "--out", tmp_path / "o.csv"], ["missing.csv", "no such file"]),
         (["fit", train, "--label-column", "nope", "--out", tmp_path / "m"], ["no column(s) ['nope']"]),

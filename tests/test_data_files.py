@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from tabular_files import mixed_frame, write
 
 from anomalia import InputError, InputTypeError, SchemaError
 from anomalia.data import (
@@ -21,6 +20,7 @@ from anomalia.data import (
     table_columns,
     table_format,
 )
+from tabular_files import mixed_frame, write
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -138,7 +138,7 @@ def test_encoder_schema_differences_are_schema_errors():
 
 def test_encoder_rejects_dates_with_a_hint():
     df = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3), "x": [1.0, 2.0, 3.0]})
-    with pytest.raises(InputTypeError, match="'t' holds dates or times.*--drop t"):
+    with pytest.raises(InputTypeError, match=r"'t' holds dates or times.*--drop t"):
         TabularEncoder().fit(df)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tabular_files import FAST, mixed_frame, write
 
 from anomalia.report import write_report
 from anomalia.workflows import evaluate_file, fit_file
+from tabular_files import FAST, mixed_frame, write
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tabular_files import FAST, mixed_frame, write
 
 from anomalia import BundleError, InputError, ParameterError, SchemaError
 from anomalia.workflows import (
@@ -18,6 +17,7 @@ from anomalia.workflows import (
     parse_params,
     score_file,
 )
+from tabular_files import FAST, mixed_frame, write
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def fitted(tmp_path_factory):
 
 
 def test_fit_keeps_labelled_anomalies_out_and_saves_the_encoding(fitted):
-    tmp, df, result = fitted
+    tmp, _, result = fitted
     assert result.n_excluded_anomalies == 40
     assert result.n_train + result.n_calibration == 360
     assert result.n_features == 7 and result.n_input_columns == 5
@@ -43,7 +43,7 @@ def test_fit_keeps_labelled_anomalies_out_and_saves_the_encoding(fitted):
 
 @pytest.mark.parametrize("out_name", ["scores.parquet", "scores.csv"])
 def test_score_file_matches_in_memory_scores(fitted, out_name):
-    tmp, df, result = fitted
+    tmp, df, _ = fitted
     data = write(df, tmp / "test.parquet")
     res = score_file(tmp / "model", data, tmp / out_name, batch_rows=64, keep=["label"])
     out = pd.read_parquet(tmp / out_name) if out_name.endswith("parquet") else pd.read_csv(tmp / out_name)
