@@ -18,11 +18,13 @@ from ._core import (
 )
 from .bundle import load, read_manifest, save
 from .detectors import (
+    GEOM,
     PCA,
     VAE,
     AutoEncoder,
     BaseDetector,
     CNNForecaster,
+    ConvAutoEncoder,
     IsolationForest,
     LSTMAutoEncoder,
     LSTMForecaster,
@@ -49,6 +51,7 @@ from .scoring import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "GEOM",
     "PCA",
     "POT",
     "VAE",
@@ -59,6 +62,7 @@ __all__ = [
     "BundleError",
     "CNNForecaster",
     "Contamination",
+    "ConvAutoEncoder",
     "FalseAlarmRate",
     "Fixed",
     "InputError",

@@ -1,7 +1,8 @@
 """Reading data: CSV and Parquet files (whole, or streamed in batches), the encoder for mixed tables, and
-time series (checked time axis, sliding windows)."""
+time series (checked time axis, sliding windows), and images (files, MVTec-AD-layout folders)."""
 
 from .encoder import MAX_CATEGORIES, ColumnCode, TabularEncoder, as_arrow
+from .images import ImageFolder, read_image_folder, read_images, read_masks
 from .labels import as_labels
 from .readers import (
     BATCH_ROWS,
@@ -22,6 +23,7 @@ __all__ = [
     "MAX_CATEGORIES",
     "WARMUP_SCORE",
     "ColumnCode",
+    "ImageFolder",
     "Series",
     "TabularEncoder",
     "as_arrow",
@@ -34,6 +36,9 @@ __all__ = [
     "per_step",
     "prefetch",
     "prepare_series",
+    "read_image_folder",
+    "read_images",
+    "read_masks",
     "read_table",
     "sliding_windows",
     "table_columns",

@@ -25,8 +25,8 @@ class GEOM(ImageDetector):
     Parameters
     ----------
     channels : tuple of int
-        Channels of the classifier's stages (two 3x3 conv blocks each; every stage after the first halves
-        the size).
+        Channels of the classifier's stages (a 3x3 conv block each; every stage after the first halves the
+        size).
     flips : bool
         Use the 8 transformations rotation x horizontal flip (True) or the 4 rotations only (False).
     layout, image_size, smoothing

@@ -1,6 +1,7 @@
 """Evaluation metrics; built on scikit-learn's metrics."""
 
 from .nab import PROFILES, NABProfile, NABSweep, nab_score, nab_sweep
+from .pixel import per_region_overlap, pixel_roc_auc
 from .point import (
     ThresholdSweep,
     confusion,
@@ -34,6 +35,8 @@ __all__ = [
     "event_prf",
     "nab_score",
     "nab_sweep",
+    "per_region_overlap",
+    "pixel_roc_auc",
     "point_adjust",
     "point_adjusted_prf",
     "point_prf",

@@ -1,11 +1,14 @@
 """Pure torch modules and the one training loop."""
 
+from .conv import ConvAutoEncoderNet, ConvClassifierNet, transform_all
 from .dense import DenseAutoEncoder, DenseVAE, mlp
 from .runtime import batched, init_weights, resolve_device, seeded, to_tensor
 from .sequence import DeepAnTNet, LSTMEncoderDecoder, LSTMForecastNet
 from .training import History, ProgressCallback, RowLoss, TrainConfig, evaluate_loss, reduce_loss, train
 
 __all__ = [
+    "ConvAutoEncoderNet",
+    "ConvClassifierNet",
     "DeepAnTNet",
     "DenseAutoEncoder",
     "DenseVAE",
@@ -24,4 +27,5 @@ __all__ = [
     "seeded",
     "to_tensor",
     "train",
+    "transform_all",
 ]

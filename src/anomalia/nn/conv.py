@@ -100,8 +100,8 @@ def transform_all(x: torch.Tensor, transforms: Sequence[tuple[int, bool]] = TRAN
 class ConvClassifierNet(nn.Module):
     """A small CNN that tells which of ``n_classes`` transformations was applied to an image.
 
-    Stages of two 3x3 conv blocks (the first of each stage after the first halves the size), global
-    average pooling and a linear layer.
+    One 3x3 conv block per stage (every stage after the first halves the size), global average pooling
+    and a linear layer.
     """
 
     def __init__(self, in_channels: int, n_classes: int, channels: Sequence[int] = (32, 64, 128)) -> None:
@@ -109,7 +109,7 @@ class ConvClassifierNet(nn.Module):
         layers: list[nn.Module] = []
         c = in_channels
         for i, width in enumerate(channels):
-            layers += [conv_block(c, width, stride=1 if i == 0 else 2), conv_block(width, width)]
+            layers.append(conv_block(c, width, stride=1 if i == 0 else 2))
             c = width
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(c, n_classes)
