@@ -124,8 +124,8 @@ class SeriesDetector(DeepDetector):
         span = self.span
         n_cal = min(max(1, round(self.calibration_fraction * n)), REPLAY_ROWS - span + 1)
         n_train = n - n_cal
-        if n_train < span + 1:
-            need = int(np.ceil((span + 2) / (1.0 - self.calibration_fraction)))
+        if n_train < 2 * span:
+            need = int(np.ceil((2 * span + 1) / (1.0 - self.calibration_fraction)))
             raise InputError(
                 f"the series has {n} steps; with window={self.window} it needs at least about {need} (windows to "
                 f"train on plus {self.calibration_fraction:.0%} held out for calibration). Pass a longer series or "
