@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
@@ -15,6 +16,7 @@ from anomalia._core.images import as_image_array
 from anomalia.data.images import read_image_folder, read_images
 from anomalia.detectors import GEOM, ConvAutoEncoder
 from anomalia.metrics.pixel import per_region_overlap, pixel_roc_auc
+
 from conftest import real_data
 
 
@@ -198,3 +200,54 @@ def test_fashion_mnist_trousers_quality_floor() -> None:
     assert auc > 0.9, (
         f"conv autoencoder ROC-AUC on Fashion-MNIST trousers {auc:.3f} (fitted in {time.perf_counter() - start:.0f} s)"
     )
+
+
+# ---------------------------------------------------------------- workflows and command line
+def _cli(args: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from anomalia.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_command_line_fits_scores_and_evaluates_an_image_folder(
+    mvtec: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(3)
+    for i, img in enumerate(blobs(rng, 40), start=6):  # enough normal images to hold some out
+        _png(mvtec / "train" / "good" / f"{i:03d}.png", img)
+    model = tmp_path / "model"
+    fast = ["--set", "channels=4,8", "--set", "latent=4", "--set", "epochs=2"]
+    code, out, err = _cli(["fit", mvtec, "--out", model, "--image-size", "16x16", *fast], capsys)
+    assert code == 0, err
+    assert "conv-autoencoder" in out and (model / "images.json").is_file()
+    scores, heat = tmp_path / "scores.csv", tmp_path / "heat"
+    code, out, err = _cli(["score", model, mvtec, "--out", scores, "--heatmaps", heat], capsys)
+    assert code == 0, err
+    table = pd.read_csv(scores)
+    assert list(table.columns) == ["path", "score", "p_value", "is_anomaly"] and len(table) == 4
+    pngs = sorted(p.name for p in heat.iterdir())
+    assert pngs == ["test__good__000.png", "test__good__001.png", "test__scratch__000.png", "test__scratch__001.png"]
+    assert np.asarray(Image.open(heat / pngs[0])).shape == (16, 16, 3)
+    report = tmp_path / "report.html"
+    code, out, err = _cli(["evaluate", model, mvtec, "--report", report], capsys)
+    assert code == 0, err
+    assert "pixel roc auc" in out
+    html = report.read_text()
+    assert 'data-plot="image-0"' in html and "pixel-metrics" in html
+    code, out, err = _cli(["fit", mvtec / "nothing", "--out", tmp_path / "m2"], capsys)
+    assert code == 2 and "error:" in err
+
+
+def test_evaluate_gives_image_and_pixel_metrics(mvtec: Path, tmp_path: Path) -> None:
+    from anomalia.workflows.images import evaluate_image_folder, fit_image_folder
+
+    rng = np.random.default_rng(3)
+    for i, img in enumerate(blobs(rng, 60), start=6):
+        _png(mvtec / "train" / "good" / f"{i:03d}.png", img)
+    fit_image_folder(mvtec, out=tmp_path / "m", params={"channels": (8, 16), "latent": 8, "epochs": 8})
+    ev = evaluate_image_folder(tmp_path / "m", mvtec)
+    assert ev.metrics["roc_auc"] == 1.0 and ev.metrics["pixel_roc_auc"] > 0.9
+    assert [v.kind for v in ev.extras["images"]["top"][:2]] == ["scratch", "scratch"]

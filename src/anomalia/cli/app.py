@@ -147,8 +147,11 @@ def fit(
     out: str | None = typer.Option(None, "--out", "-o", help="Model folder to write."),
     seed: int | None = typer.Option(None, help="Random seed [0]."),
     config: str | None = typer.Option(None, "--config", "-c", help="YAML run file with the same keys as these flags."),
+    image_size: str | None = typer.Option(
+        None, help="Image folders (MVTec layout: train/good/): resize every image to HEIGHTxWIDTH, e.g. 128x128."
+    ),
 ) -> None:
-    """Learn normal behaviour from a CSV or Parquet file and save the model."""
+    """Learn normal behaviour from a CSV or Parquet file, or an image folder (train/good/), and save the model."""
     from ..detectors import get_detector
     from ..workflows import fit_file, load_run_file, parse_params
 
@@ -171,7 +174,10 @@ def fit(
         raise InputError("no data file: give DATA (or 'data:' in the run file)")
     if opts["out"] is None:
         raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
-    name = opts["model"] or "autoencoder"
+    from ..workflows.images import is_image_data
+
+    images = is_image_data(opts["data"])
+    name = opts["model"] or ("conv-autoencoder" if images else "autoencoder")
     params = parse_params(name, opts["set"])
     epochs = params.get("epochs", get_detector(name)().get_params().get("epochs"))
     drop_cols = opts["drop"] or []
@@ -196,6 +202,10 @@ def fit(
         loss = f"loss {train_loss:.4f}" + (f" · val {val_loss:.4f}" if val_loss is not None else "")
         progress.update(task, completed=epoch, loss=loss)
 
+    if images:
+        with live:
+            _fit_images(opts, name, params, image_size, on_epoch if epochs else None)
+        return
     with live:
         result = fit_file(
             opts["data"],
@@ -239,6 +249,45 @@ def fit(
     console.print(_kv_table("Fitted model", rows))
 
 
+def _image_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    h, sep, w = text.lower().partition("x")
+    if not sep or not h.strip().isdigit() or not w.strip().isdigit():
+        raise InputError(f"--image-size takes HEIGHTxWIDTH, e.g. 128x128; got {text!r}")
+    return int(h), int(w)
+
+
+def _fit_images(opts: dict[str, Any], name: str, params: dict[str, Any], image_size: str | None, cb: Any) -> None:
+    from ..workflows.images import fit_image_folder
+
+    result = fit_image_folder(
+        opts["data"],
+        out=opts["out"],
+        model=name,
+        params=params,
+        size=_image_size(image_size),
+        threshold=opts["threshold"],
+        seed=0 if opts["seed"] is None else int(opts["seed"]),
+        callback=cb,
+    )
+    hist = result.history[-1] if result.history else {}
+    rows: list[tuple[str, Any]] = [
+        ("detector", name),
+        ("data", f"{result.data} ({result.n_images:,} normal images of shape {result.image_shape})"),
+        ("trained on", f"{result.n_train:,} images"),
+        ("held out for calibration", f"{result.n_calibration:,} images"),
+    ]
+    if hist:
+        rows.append(("epochs", f"{result.epochs} (kept epoch {hist.get('best_epoch')})"))
+    rows += [
+        ("threshold", f"{result.threshold} → score > {_fmt(result.threshold_value, 4)}"),
+        ("seconds", result.seconds),
+        ("saved to", str(result.path)),
+    ]
+    console.print(_kv_table("Fitted model", rows))
+
+
 # ------------------------------------------------------------------------------------------------ score
 @app.command()
 def score(
@@ -253,9 +302,28 @@ def score(
         list[str] | None, typer.Option("--keep", help="Input column to copy to the output (repeatable).")
     ] = None,
     batch_rows: int = typer.Option(65536, help="Rows per batch."),
+    heatmaps: str | None = typer.Option(
+        None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
+    ),
 ) -> None:
-    """Score every row of a file: score, p-value, flag and top contributing features."""
+    """Score every row of a file (score, p-value, flag, top contributing features), or every image of a folder."""
     from ..workflows import score_file
+    from ..workflows.images import is_image_data, score_images
+
+    if is_image_data(data):
+        with console.status("scoring images"):
+            res = score_images(model_dir, data, out, heatmaps=heatmaps)
+        rows = [
+            ("images", res.n_images),
+            ("flagged", f"{res.n_flagged:,} ({res.n_flagged / max(res.n_images, 1):.2%}) at {res.threshold}"),
+            ("seconds", res.seconds),
+            ("images/s", f"{res.images_per_second:,.1f}"),
+            ("written to", str(res.out)),
+        ]
+        if res.heatmaps is not None:
+            rows.append(("heatmaps", str(res.heatmaps)))
+        console.print(_kv_table("Scored", rows))
+        return
 
     live, update = _row_progress("scoring")
     with live:
@@ -303,15 +371,31 @@ def _operating_table(ev: Any) -> Table:
 @app.command()
 def evaluate(
     model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder written by `anomalia fit`."),
-    data: str = typer.Argument(..., help="Labelled CSV or Parquet file."),
-    label_column: str = typer.Option(..., help="Column with 1 = anomaly, 0 = normal."),
+    data: str = typer.Argument(..., help="Labelled CSV or Parquet file, or an image folder (MVTec layout: test/)."),
+    label_column: str | None = typer.Option(None, help="Column with 1 = anomaly, 0 = normal (files: required)."),
     report: str | None = typer.Option(None, "--report", help="Also write the HTML report to this file."),
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
 ) -> None:
     """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
     from ..workflows import evaluate_file
+    from ..workflows.images import evaluate_image_folder, is_image_data
 
+    if is_image_data(data):
+        with console.status("evaluating images"):
+            ev = evaluate_image_folder(model_dir, data, target_precision=target_precision, target_recall=target_recall)
+        console.print(_metrics_table(ev))
+        pixel = [
+            (k.replace("_", " "), ev.metrics[k]) for k in ("pixel_roc_auc", "per_region_overlap") if k in ev.metrics
+        ]
+        if pixel:
+            console.print(_kv_table("Pixel level (anomaly maps against the masks)", pixel))
+        console.print(_operating_table(ev))
+        if report:
+            _write_report(ev, report)
+        return
+    if label_column is None:
+        raise InputError("--label-column is needed to evaluate a file: the column with 1 = anomaly, 0 = normal")
     live, update = _row_progress("evaluating")
     with live:
         ev = evaluate_file(
@@ -347,6 +431,14 @@ def report(
 ) -> None:
     """Write a self-contained HTML report: score distributions, curves, thresholds, top anomalies."""
     from ..workflows import evaluate_file
+    from ..workflows.images import evaluate_image_folder, is_image_data
+
+    if is_image_data(data):
+        with console.status("evaluating images"):
+            ev = evaluate_image_folder(model_dir, data, target_precision=target_precision, target_recall=target_recall)
+        console.print(_metrics_table(ev))
+        _write_report(ev, out)
+        return
 
     live, update = _row_progress("scoring")
     with live:

@@ -3,6 +3,7 @@
 Reports draw result objects of :mod:`anomalia.workflows`; they never fit or score.
 """
 
+from . import images as _images  # noqa: F401  (registers the image section)
 from .html import Report, build_report, render, write_report
 from .sections import SECTION_BUILDERS, Plot, Section, Table, register_section
 
