@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import anomalia as an
-from anomalia.scoring import SPOT, dynamic_threshold, ewma, running_tail_probability
+from anomalia.scoring import SPOT, dynamic_threshold, ewma, running_tail_probability, running_zscore
 
 
 def test_ewma_matches_the_recursion_and_carries_state() -> None:
@@ -31,6 +31,14 @@ def test_running_tail_probability_is_causal_and_flags_a_jump() -> None:
     later = s.copy()
     later[900:] = 100
     np.testing.assert_array_equal(running_tail_probability(later, short=5, long=500)[:900], p[:900])
+
+
+def test_running_zscore_by_hand_and_does_not_saturate() -> None:
+    s = np.r_[np.tile([0.0, 2.0], 50), 1000.0]
+    z = running_zscore(s, short=1, long=10**6, min_history=100)
+    assert z[100] == pytest.approx((1000.0 - 1.0) / 1.0)  # history: mean 1, std 1
+    assert (z[:100] == 0).all()
+    assert running_tail_probability(s, short=1, long=10**6)[100] == 1.0  # the probability saturates
 
 
 def _errors(seed: int = 0) -> np.ndarray:

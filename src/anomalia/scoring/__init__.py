@@ -3,7 +3,7 @@
 from .calibration import conformal_p_values
 from .dynamic import DynamicResult, dynamic_threshold
 from .pot import GPDTail, fit_excesses, fit_tail
-from .smoothing import ewma, running_tail_probability
+from .smoothing import ewma, running_tail_probability, running_zscore
 from .spot import SPOT, StreamResult
 from .thresholds import (
     POT,
@@ -44,5 +44,6 @@ __all__ = [
     "fit_tail",
     "parse_threshold",
     "running_tail_probability",
+    "running_zscore",
     "sweep",
 ]

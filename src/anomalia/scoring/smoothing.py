@@ -53,22 +53,19 @@ def _rolling_mean(x: np.ndarray, k: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def running_tail_probability(
-    scores: np.ndarray, *, short: int = 10, long: int = 2000, min_history: int = 100
-) -> np.ndarray:
-    """``1 - Q(z)``: the Gaussian tail probability of the mean of the last ``short`` scores, against the mean and
-    standard deviation of the ``long`` scores before them.
+def running_zscore(scores: np.ndarray, *, short: int = 10, long: int = 2000, min_history: int = 100) -> np.ndarray:
+    """``(mean of the last short scores - mean of the long scores before them) / their standard deviation``.
 
-    Close to 1 when recent scores are far above what the series usually scores; 0.5 before ``min_history``
-    scores have been seen. Causal: the value at step t uses steps up to t only.
+    Causal: the value at step t uses steps up to t only; 0 before ``min_history`` scores have been seen.
+    Unlike its tail probability (:func:`running_tail_probability`) it does not saturate, so it still ranks
+    the most extreme steps.
     """
     s = _series(scores)
     n = s.size
     recent = _rolling_mean(s, short)
     c1 = np.cumsum(np.r_[0.0, s])
     c2 = np.cumsum(np.r_[0.0, s * s])
-    end = np.arange(n) - short + 1  # history ends before the short window
-    end = np.clip(end, 0, None)
+    end = np.clip(np.arange(n) - short + 1, 0, None)  # the history ends before the short window
     start = np.clip(end - long, 0, None)
     cnt = end - start
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -77,6 +74,18 @@ def running_tail_probability(
         std = np.sqrt(np.clip(var, 0.0, None))
         std = np.maximum(std, 1e-6 * np.maximum(np.abs(mean), 1e-12))
         z = (recent - mean) / std
-    out = 0.5 * special.erfc(-z / math.sqrt(2.0))  # Phi(z) = 1 - Q(z)
-    out[cnt < min_history] = 0.5
-    return np.nan_to_num(out, nan=0.5)
+    z[cnt < min_history] = 0.0
+    return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def running_tail_probability(
+    scores: np.ndarray, *, short: int = 10, long: int = 2000, min_history: int = 100
+) -> np.ndarray:
+    """``1 - Q(z)`` of :func:`running_zscore`: the Gaussian tail probability of the mean of the last ``short``
+    scores against the mean and standard deviation of the ``long`` scores before them.
+
+    Close to 1 when recent scores are far above what the series usually scores; 0.5 before ``min_history``
+    scores have been seen. Causal: the value at step t uses steps up to t only.
+    """
+    z = running_zscore(scores, short=short, long=long, min_history=min_history)
+    return 0.5 * special.erfc(-z / math.sqrt(2.0))
