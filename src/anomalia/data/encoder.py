@@ -72,7 +72,10 @@ def _kind(name: str, typ: pa.DataType) -> str:
 
 
 def _numbers(col: Any) -> np.ndarray:
-    return np.asarray(pc.cast(col, pa.float32()).to_numpy(zero_copy_only=False), dtype=np.float32)
+    """float32 values of a numeric column, NaN where missing (no copy for float32 without nulls)."""
+    if col.type != pa.float32():
+        col = pc.cast(col, pa.float32())
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float32)
 
 
 def _strings(col: Any) -> Any:
@@ -202,16 +205,17 @@ class TabularEncoder:
                 "fitted on; give a file with the same columns as the training data"
             )
         n = table.num_rows
-        out = np.empty((n, sum(c.width for c in self.columns_)), dtype=np.float32)
+        # one contiguous row per feature, transposed once at the end: much faster than strided column writes
+        rows = np.empty((sum(c.width for c in self.columns_), n), dtype=np.float32)
         j = 0
         for code in self.columns_:
             col = table.column(code.name)
             if code.kind == "numeric":
-                out[:, j] = self._numeric(code, col, row_offset)
+                rows[j] = self._numeric(code, col, row_offset)
             else:
-                self._one_hot(code, col, out[:, j : j + code.width], row_offset)
+                self._one_hot(code, col, rows[j : j + code.width], row_offset)
             j += code.width
-        return out
+        return np.ascontiguousarray(rows.T)
 
     def _numeric(self, code: ColumnCode, col: Any, row_offset: int) -> np.ndarray:
         if _kind(code.name, col.type) != "numeric":
@@ -230,10 +234,11 @@ class TabularEncoder:
                     f"column {code.name!r} has missing or infinite values in {where}; fill them, or refit the "
                     "model with --impute median"
                 )
-            values[bad] = code.fill
+            values = np.where(bad, np.float32(code.fill), values)  # values may be a read-only view
         return values
 
     def _one_hot(self, code: ColumnCode, col: Any, block: np.ndarray, row_offset: int) -> None:
+        """Fill ``block`` (categories x rows) with the one-hot code of ``col``."""
         strings = _strings(col)
         block[:] = 0.0
         idx = pc.index_in(strings, value_set=pa.array(code.categories, pa.string()))
@@ -247,7 +252,7 @@ class TabularEncoder:
                 )
             idx[nulls] = code.categories.index(str(code.fill))
         seen = idx >= 0
-        block[np.flatnonzero(seen), idx[seen]] = 1.0
+        block[idx[seen], np.flatnonzero(seen)] = 1.0
 
     def fit_transform(self, data: Frame) -> np.ndarray:
         return self.fit(data).transform(data)

@@ -127,8 +127,10 @@ def iter_batches(
         check_columns(p, columns)
     try:
         if fmt == "parquet":
-            pf = pq.ParquetFile(p)
-            yield from pf.iter_batches(batch_size=batch_rows, columns=list(columns) if columns is not None else None)
+            # memory stays bounded by about one row group; the caller's prefetch thread gives the parallelism
+            pf = pq.ParquetFile(p, pre_buffer=False)
+            cols = list(columns) if columns is not None else None
+            yield from pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=False)
             return
         opts = _csv_options(p, column_types)
         if columns is not None:

@@ -25,6 +25,9 @@ from .model import Model, load_model
 
 #: Which rows get their top contributing features: every row, flagged rows only, or none.
 EXPLAIN_OPTIONS = ("all", "flagged", "none")
+#: Rows explained in one call at least (batches wait for it, at most ``MAX_PENDING`` of them).
+EXPLAIN_ROWS = 16384
+MAX_PENDING = 32
 #: ``progress(rows_done, rows_total_or_None)`` after every batch.
 RowProgress = Callable[[int, int | None], None]
 
@@ -82,17 +85,37 @@ def score_batches(
             yield offset, X, batch.select(extra_columns)
             offset += batch.num_rows
 
+    k = min(top_k, len(features))
+    pending: list[tuple[ScoredBatch, np.ndarray, np.ndarray]] = []  # (batch, rows to explain, their features)
+
+    def explained() -> list[ScoredBatch]:
+        """Explain the rows of every pending batch in one call (small calls are slow), in order."""
+        X_all = np.concatenate([x for _, _, x in pending])
+        idx, share = top_contributions(model, X_all, k) if X_all.shape[0] else (None, None)
+        out, start = [], 0
+        for b, rows, _ in pending:
+            if rows.size:
+                b.top_index = np.full((b.scores.size, k), -1, dtype=np.int32)
+                b.top_share = np.full((b.scores.size, k), np.nan, dtype=np.float32)
+                b.top_index[rows], b.top_share[rows] = idx[start : start + rows.size], share[start : start + rows.size]
+                start += rows.size
+            out.append(b)
+        pending.clear()
+        return out
+
     for offset, X, source in prefetch(encoded()):
         scores = det.anomaly_score(X)
         flags = threshold.predict(scores)
-        out = ScoredBatch(offset, X, scores, conformal_p_values(calibration, scores), flags, source)
-        rows = np.arange(X.shape[0]) if explain == "all" else np.flatnonzero(flags) if explain == "flagged" else None
-        if rows is not None and rows.size:
-            k = min(top_k, len(features))
-            out.top_index = np.full((X.shape[0], k), -1, dtype=np.int32)
-            out.top_share = np.full((X.shape[0], k), np.nan, dtype=np.float32)
-            out.top_index[rows], out.top_share[rows] = top_contributions(model, X[rows], k)
-        yield out
+        batch = ScoredBatch(offset, X, scores, conformal_p_values(calibration, scores), flags, source)
+        if explain == "none":
+            yield batch
+            continue
+        rows = np.arange(X.shape[0]) if explain == "all" else np.flatnonzero(flags)
+        pending.append((batch, rows, X[rows]))
+        if sum(r.size for _, r, _ in pending) >= EXPLAIN_ROWS or len(pending) >= MAX_PENDING:
+            yield from explained()
+    if pending:
+        yield from explained()
 
 
 @dataclass
@@ -155,7 +178,9 @@ class _Writer:
         if self.writer is None:
             try:
                 if self.format == "parquet":
-                    self.writer = pq.ParquetWriter(self.tmp, batch.schema)
+                    # dictionary-encode only the feature names: trying it on random floats costs CPU for nothing
+                    names = [n for n in batch.schema.names if pa.types.is_dictionary(batch.schema.field(n).type)]
+                    self.writer = pq.ParquetWriter(self.tmp, batch.schema, use_dictionary=names)
                 else:
                     self.writer = pacsv.CSVWriter(self.tmp, batch.schema)
             except OSError as exc:

@@ -1,0 +1,179 @@
+"""Out-of-core scoring: `anomalia score` on a Parquet file far larger than a batch, against in-memory scoring.
+
+Generates a Parquet file of ROWS x 50 float32 features (20 million rows: 4 GB of values) in chunks, fits an
+autoencoder on a small sample of the same distribution with `anomalia fit`, then, in the same run:
+
+1. in memory: `detector.anomaly_score(X)` on a 1-million-row float32 array in this process (best of 3);
+2. out of core: `anomalia score MODEL DATA --out scores.parquet` in a subprocess, whose resident memory is
+   polled with psutil (the whole process tree) and read from the kernel's VmHWM.
+
+Throughput of (2) is end to end: rows / wall-clock seconds of the subprocess, start-up and writing the
+output included. Bars: peak RSS < 1.5 GB and throughput >= 70 % of (1). The generated files are deleted.
+
+    nice -n 5 .venv/bin/python benchmarks/out_of_core.py               # the full run (about 4 GB on /tmp)
+    .venv/bin/python benchmarks/out_of_core.py --rows 2000000          # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FEATURES = 50
+CHUNK = 1_000_000
+RSS_BAR = 1.5e9
+RATIO_BAR = 0.70
+
+
+def make_rows(rng: np.random.Generator, n: int, mix: np.ndarray) -> np.ndarray:
+    """Normal rows with correlated features: 10 latent factors mixed into 50 columns plus noise."""
+    latent = rng.standard_normal((n, mix.shape[0]), dtype=np.float32)
+    return latent @ mix + 0.3 * rng.standard_normal((n, mix.shape[1]), dtype=np.float32)
+
+
+def write_parquet(path: Path, rows: int, mix: np.ndarray, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    names = [f"f{i:02d}" for i in range(FEATURES)]
+    schema = pa.schema([(n, pa.float32()) for n in names])
+    start = time.perf_counter()
+    with pq.ParquetWriter(path, schema) as writer:
+        for lo in range(0, rows, CHUNK):
+            X = make_rows(rng, min(CHUNK, rows - lo), mix)
+            writer.write_table(pa.table(dict(zip(names, X.T, strict=True)), schema=schema))  # 1 row group per chunk
+    return time.perf_counter() - start
+
+
+def _hwm(pid: int) -> int:
+    """Peak resident memory of process ``pid`` so far (VmHWM), in bytes; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_child(cmd: list[str], log: Path) -> tuple[float, int, int, str]:
+    """Run ``cmd``; return wall seconds, the peak RSS of its process tree from psutil polling, the largest
+    VmHWM (the kernel's own peak RSS of the process, so nothing between polls is missed) and its stdout.
+
+    getrusage's ru_maxrss is not used: after fork + exec it starts from the parent's RSS at fork time.
+    """
+    start = time.perf_counter()
+    with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+        ps = psutil.Process(proc.pid)
+        peak = hwm = 0
+        while proc.poll() is None:
+            hwm = max(hwm, _hwm(proc.pid))
+            try:
+                total = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                peak = max(peak, total)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{log.with_suffix('.err').read_text()[-2000:]}")
+    return wall, peak, hwm, log.read_text()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=20_000_000)
+    ap.add_argument("--memory-rows", type=int, default=1_000_000, help="rows of the in-memory baseline")
+    ap.add_argument("--dir", default=None, help="where to write the files (default: a new folder under /tmp)")
+    ap.add_argument("--explain", default="flagged", help="the --explain option of `anomalia score`")
+    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = ap.parse_args()
+
+    import torch
+
+    import anomalia
+    from anomalia.workflows import load_model
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="anomalia-ooc-"))
+    work.mkdir(parents=True, exist_ok=True)
+    need = args.rows * FEATURES * 4 * 1.3
+    free = shutil.disk_usage(work).free
+    if free < need:
+        sys.exit(f"{work} has {free / 1e9:.1f} GB free; the data and scores need about {need / 1e9:.1f} GB")
+    exe = str(Path(sys.executable).with_name("anomalia"))
+    try:
+        rng = np.random.default_rng(0)
+        mix = rng.standard_normal((10, FEATURES)).astype(np.float32) / np.sqrt(10)
+        train = work / "train.parquet"
+        names = [f"f{i:02d}" for i in range(FEATURES)]
+        pq.write_table(pa.table(dict(zip(names, make_rows(rng, 20_000, mix).T, strict=True))), train)
+        model = work / "model"
+        fit_cmd = [exe, "fit", str(train), "--out", str(model), "--set", "epochs=5"]
+        fit_s, *_ = run_child(fit_cmd, work / "fit.log")
+        data = work / "data.parquet"
+        gen_s = write_parquet(data, args.rows, mix, seed=1)
+        size = data.stat().st_size
+
+        # 1. in memory, in this process
+        det = load_model(model).detector
+        X = make_rows(np.random.default_rng(2), args.memory_rows, mix)
+        det.anomaly_score(X[:100_000])  # warm-up
+        times = []
+        for _ in range(3):
+            t = time.perf_counter()
+            det.anomaly_score(X)
+            times.append(time.perf_counter() - t)
+        mem_rate = args.memory_rows / min(times)
+        del X
+
+        # 2. out of core, in a subprocess
+        out = work / "scores.parquet"
+        cmd = [exe, "score", str(model), str(data), "--out", str(out), "--explain", args.explain]
+        wall, peak, hwm, stdout = run_child(cmd, work / "score.log")
+        n_out = pq.ParquetFile(out).metadata.num_rows
+        if n_out != args.rows:
+            sys.exit(f"the scores file has {n_out} rows; expected {args.rows}")
+        flagged = int(pq.read_table(out, columns=["is_anomaly"]).column(0).to_numpy().sum())
+        rate = args.rows / wall
+        ratio = rate / mem_rate
+        peak_rss = max(peak, hwm)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    machine = (
+        f"{os.cpu_count()}-core {platform.machine()} CPU, Python {platform.python_version()}, torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), anomalia {anomalia.__version__}"
+    )
+    ok_rss = "yes" if peak_rss < RSS_BAR else "**no**"
+    ok_rate = "yes" if ratio >= RATIO_BAR else "**no**"
+    print(f"machine: {machine}")
+    print(f"date: {time.strftime('%Y-%m-%d', time.gmtime())}; fit of the 20,000-row sample (5 epochs): {fit_s:.1f} s")
+    print(f"data: {args.rows:,} rows x {FEATURES} float32 ({size / 1e9:.2f} GB Parquet, written in {gen_s:.0f} s)")
+    print(f"`anomalia score --explain {args.explain}`: {flagged:,} rows flagged ({flagged / args.rows:.2%})\n")
+    print("| measure | value | bar | met |")
+    print("|---|---|---|---|")
+    print(f"| in-memory `anomaly_score`, {args.memory_rows:,} rows (best of 3) | {mem_rate:,.0f} rows/s | | |")
+    print(f"| `anomalia score` end to end, {args.rows:,} rows | {wall:.1f} s = {rate:,.0f} rows/s | | |")
+    print(f"| throughput ratio (out of core / in memory) | {ratio:.0%} | ≥ 70 % | {ok_rate} |")
+    print(f"| peak RSS of the `anomalia score` process | {peak_rss / 1e9:.2f} GB | < 1.5 GB | {ok_rss} |")
+    print(f"\n(peak RSS: psutil polling every 20 ms {peak / 1e9:.2f} GB, kernel VmHWM {hwm / 1e9:.2f} GB)")
+    last = [line for line in stdout.splitlines() if "rows/s" in line]
+    if last:
+        print(f"(the command's own report: {' '.join(last[-1].split())})")
+
+
+if __name__ == "__main__":
+    main()
