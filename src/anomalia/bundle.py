@@ -152,10 +152,8 @@ def load(path: str | Path) -> BaseDetector:
         if list(v.shape) != expected[k]["shape"] or str(v.dtype) != expected[k]["dtype"]:
             got = f"{list(v.shape)} {v.dtype}"
             raise BundleError(f"tensor {k!r} in {weights} is {got}; the manifest says {expected[k]}")
-    defaults = cls().get_params(deep=False)
-    params = {
-        k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v for k, v in m["params"].items()
-    }
+    # JSON has no tuples: every list-valued parameter (layer sizes, ...) was a tuple when saved
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in m["params"].items()}
     try:
         det = cls(**params)
         det.schema_ = Schema.from_dict(m["schema"])

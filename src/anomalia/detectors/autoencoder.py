@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .._core import RandomState
-from .._core.params import int_tuple
+from .._core.params import int_tuple, options
 from ..nn import DenseAutoEncoder
 from ..scoring import Threshold
 from .deep import DEEP_RULES, DeepDetector
@@ -19,8 +19,10 @@ class AutoEncoder(DeepDetector):
 
     Parameters
     ----------
-    hidden : tuple of int
-        Encoder layer sizes; the last is the code. The decoder mirrors them.
+    hidden : tuple of int, optional
+        Encoder layer sizes; the last is the code. The decoder mirrors them. None (default) means (64, 32),
+        with the code narrowed to ``n_features // 4`` (at least 2) when ``contamination`` is set: a network
+        wider than its input can learn to reconstruct the anomalies hidden in contaminated training data.
     contamination : float, optional
         Share of anomalies the training data may hold. When set, training leaves that share of the
         highest-loss rows of each batch out of the gradient (``robust``) and the default threshold flags
@@ -35,12 +37,12 @@ class AutoEncoder(DeepDetector):
         Share of the remaining rows used for early stopping.
     """
 
-    parameter_rules = {**DEEP_RULES, "hidden": [int_tuple()]}
+    parameter_rules = {**DEEP_RULES, "hidden": [int_tuple(), options(None)]}
     test_params = {"hidden": (8, 4), "epochs": 3, "batch_size": 64}
 
     def __init__(
         self,
-        hidden: tuple[int, ...] = (64, 32),
+        hidden: tuple[int, ...] | None = None,
         *,
         dropout: float = 0.0,
         epochs: int = 100,
@@ -71,8 +73,15 @@ class AutoEncoder(DeepDetector):
         self.device = device
         self.random_state = random_state
 
+    def _hidden(self, n_features: int) -> tuple[int, ...]:
+        if self.hidden is not None:
+            return tuple(self.hidden)
+        if self._trim_fraction() > 0:
+            return (64, max(2, min(32, n_features // 4)))
+        return (64, 32)
+
     def _build(self, n_features: int) -> nn.Module:
-        return DenseAutoEncoder(n_features, tuple(self.hidden), self.dropout)
+        return DenseAutoEncoder(n_features, self._hidden(n_features), self.dropout)
 
     def _row_score(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return (net(xb) - xb).pow(2).mean(dim=1)

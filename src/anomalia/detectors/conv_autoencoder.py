@@ -1,13 +1,21 @@
 """Convolutional autoencoder for images: the score of an image is how badly the network reconstructs it,
-and the map of where it is wrong is the smoothed squared residual per pixel."""
+and the map of where it is wrong is the smoothed squared residual per pixel.
+
+Some pixels are hard to reconstruct even on normal images (edges, texture); with ``normalise`` each
+pixel's squared residual is divided by its mean on the normal training images, so that an error counts
+by how unusual it is there.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
 from .._core import RandomState
-from .._core.params import int_tuple, interval
+from .._core.params import int_tuple, interval, options
 from ..nn.conv import ConvAutoEncoderNet
 from ..scoring import Threshold
 from .deep import DEEP_RULES
@@ -31,6 +39,8 @@ class ConvAutoEncoder(ImageDetector):
     image_size : (height, width), optional
         Resize every input to this size (bilinear) before the network; maps come back at the input's size.
         Without it every image must have the size of the training images.
+    normalise : bool
+        Divide each pixel's squared residual by its mean over the normal training images (score and maps).
     smoothing : float
         Standard deviation in pixels of the Gaussian that smooths the residual maps of :meth:`anomaly_map`
         and :meth:`explain` (0: none). The score itself is not smoothed.
@@ -44,6 +54,7 @@ class ConvAutoEncoder(ImageDetector):
         **IMAGE_RULES,
         "channels": [int_tuple()],
         "latent": [interval(0, None, integer=True)],
+        "normalise": [options(True, False)],
     }
     test_params = {"channels": (4, 8), "latent": 4, "epochs": 2, "batch_size": 32}
 
@@ -51,6 +62,7 @@ class ConvAutoEncoder(ImageDetector):
         self,
         channels: tuple[int, ...] = (32, 64, 128),
         latent: int = 32,
+        normalise: bool = True,
         *,
         layout: str = "auto",
         image_size: tuple[int, int] | None = None,
@@ -70,6 +82,7 @@ class ConvAutoEncoder(ImageDetector):
     ) -> None:
         self.channels = channels
         self.latent = latent
+        self.normalise = normalise
         self.layout = layout
         self.image_size = image_size
         self.smoothing = smoothing
@@ -89,8 +102,44 @@ class ConvAutoEncoder(ImageDetector):
     def _build(self, n_channels: int) -> nn.Module:
         return ConvAutoEncoderNet(self.image_shape_, tuple(self.channels), self.latent)
 
+    def _row_loss(self, net: nn.Module, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return (net(xb) - xb).pow(2).flatten(1).mean(dim=1)
+
     def _row_pixel_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        return (net(xb) - xb).pow(2)
+        sq = (net(xb) - xb).pow(2)
+        return sq / self.pixel_scale_.to(sq.device) if self.normalise else sq
 
     def _row_score(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return self._row_pixel_scores(net, xb).flatten(1).mean(dim=1)
+
+    # ---------------------------------------------------------------- per-pixel scale of normal residuals
+    def _fit_pixel_scale(self, X: np.ndarray, rng: np.random.Generator) -> None:
+        rows = X if X.shape[0] <= 2000 else X[np.sort(rng.choice(X.shape[0], 2000, replace=False))]
+        sq = self._maps_raw(rows)
+        mean = sq.mean(axis=0)
+        floor = max(float(mean.mean()) * 1e-2, 1e-12)  # a pixel always reconstructed perfectly must not explode
+        self.pixel_scale_ = torch.from_numpy(np.maximum(mean, floor).astype(np.float32))
+
+    def _maps_raw(self, X: np.ndarray) -> np.ndarray:
+        from ..nn import batched
+
+        def fn(net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+            return (net(xb) - xb).pow(2)
+
+        return batched(self._standardised(fn), X, device=self.device_, batch_size=self._score_batch_size())
+
+    def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
+        super()._fit(X, rng, callback)
+        self._fit_pixel_scale(X, rng)
+
+    def _update(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
+        super()._update(X, rng, callback)
+        self._fit_pixel_scale(X, rng)
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta, arrays = super()._get_state()
+        return meta, {**arrays, "pixel_scale": self.pixel_scale_.numpy()}
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(meta, arrays)
+        self.pixel_scale_ = torch.from_numpy(arrays["pixel_scale"].copy())

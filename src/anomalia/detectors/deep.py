@@ -64,17 +64,20 @@ class DeepDetector(BaseDetector):
         raise NotImplementedError
 
     # ---------------------------------------------------------------- training
+    def _trim_fraction(self) -> float:
+        """Share of each batch kept out of the gradient: ``contamination`` (0.1 if only ``robust=True``)."""
+        if self.robust is False or (self.robust is None and not self.contamination):
+            return 0.0
+        return self.contamination or 0.1
+
     def _config(self, epochs: int | None = None) -> TrainConfig:
-        trim = (self.contamination or 0.0) if self.robust is not False else 0.0
-        if self.robust and not self.contamination:
-            trim = 0.1
         return TrainConfig(
             epochs=epochs or self.epochs,
             batch_size=self.batch_size,
             lr=self.lr,
             weight_decay=self.weight_decay,
             patience=self.patience,
-            trim_fraction=trim,
+            trim_fraction=self._trim_fraction(),
         )
 
     def _train(self, X: np.ndarray, rng: np.random.Generator, callback: Any, epochs: int | None = None) -> None:
@@ -107,6 +110,15 @@ class DeepDetector(BaseDetector):
                 delattr(self, attr)
         self.scaler_ = Standardizer.fit(X)
         self._train(X, rng, callback)
+        trim = self._trim_fraction()
+        if trim > 0:
+            # Robust training, second round: the trimmed loss keeps most anomalies out of the gradient; the rows
+            # the first model scores in the top `trim` share are then left out and a fresh model is trained.
+            scores = self._score(X)
+            keep = scores <= np.quantile(scores, 1.0 - trim)
+            del self.net_
+            self.scaler_ = Standardizer.fit(X[keep])
+            self._train(X[keep], rng, callback)
 
     def _update(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
         self._train(X, rng, callback, epochs=min(self.epochs, self.update_epochs))

@@ -21,7 +21,8 @@ class VAE(DeepDetector):
     so a row's score is deterministic and does not depend on the batch it is scored in. The decoder learns
     a variance per feature, so the score weighs each feature by how predictable it is in normal data.
 
-    Parameters are those of :class:`~anomalia.AutoEncoder`, plus ``latent`` (size of the code).
+    Parameters are those of :class:`~anomalia.AutoEncoder` (``hidden`` defaults to (128, 64)), plus
+    ``latent`` (size of the code).
     """
 
     parameter_rules = {**DEEP_RULES, "hidden": [int_tuple()], "latent": [interval(1, None, integer=True)]}
@@ -29,7 +30,7 @@ class VAE(DeepDetector):
 
     def __init__(
         self,
-        hidden: tuple[int, ...] = (64, 32),
+        hidden: tuple[int, ...] = (128, 64),
         latent: int = 8,
         *,
         dropout: float = 0.0,
