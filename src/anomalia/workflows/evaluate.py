@@ -247,6 +247,7 @@ def evaluate_file(
         keep = np.argsort(-all_scores, kind="stable")[:top_n]
         best_scores = all_scores[keep]
         best_rows = np.r_[best_rows, cand + b.offset][keep]
+        assert b.X is not None  # explain="none" keeps the encoded rows
         best_X = np.concatenate([best_X, b.X[cand]])[keep]
         if y is not None:
             best_y = np.r_[best_y, y[cand]][keep]

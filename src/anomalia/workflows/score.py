@@ -37,7 +37,7 @@ class ScoredBatch:
     """Scores of one batch of input rows, starting at row ``offset`` of the file."""
 
     offset: int
-    X: np.ndarray
+    X: np.ndarray | None  # the encoded rows; None once the batch waits for explanations (to bound memory)
     scores: np.ndarray
     p_values: np.ndarray
     flags: np.ndarray
@@ -111,7 +111,8 @@ def score_batches(
             yield batch
             continue
         rows = np.arange(X.shape[0]) if explain == "all" else np.flatnonzero(flags)
-        pending.append((batch, rows, X[rows]))
+        pending.append((batch, rows, X if explain == "all" else X[rows]))
+        batch.X = None
         if sum(r.size for _, r, _ in pending) >= EXPLAIN_ROWS or len(pending) >= MAX_PENDING:
             yield from explained()
     if pending:
