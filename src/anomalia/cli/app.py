@@ -150,6 +150,12 @@ def fit(
     image_size: str | None = typer.Option(
         None, help="Image folders (MVTec layout: train/good/): resize every image to HEIGHTxWIDTH, e.g. 128x128."
     ),
+    time_column: str | None = typer.Option(
+        None,
+        "--time-column",
+        help="Series files: the timestamp column; fits a series detector (default cnn-forecaster) on the file's "
+        "other columns, in file order.",
+    ),
 ) -> None:
     """Learn normal behaviour from a CSV or Parquet file, or an image folder (train/good/), and save the model."""
     from ..detectors import get_detector
@@ -175,9 +181,11 @@ def fit(
     if opts["out"] is None:
         raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
     from ..workflows.images import is_image_data
+    from ..workflows.series import DEFAULT_SERIES_MODEL, is_series_model
 
     images = is_image_data(opts["data"])
-    name = opts["model"] or ("conv-autoencoder" if images else "autoencoder")
+    series = not images and (time_column is not None or (opts["model"] is not None and is_series_model(opts["model"])))
+    name = opts["model"] or ("conv-autoencoder" if images else DEFAULT_SERIES_MODEL if series else "autoencoder")
     params = parse_params(name, opts["set"])
     epochs = params.get("epochs", get_detector(name)().get_params().get("epochs"))
     drop_cols = opts["drop"] or []
@@ -205,6 +213,10 @@ def fit(
     if images:
         with live:
             _fit_images(opts, name, params, image_size, on_epoch if epochs else None)
+        return
+    if series:
+        with live:
+            _fit_series(opts, name, params, time_column, drop_cols, on_epoch if epochs else None)
         return
     with live:
         result = fit_file(
@@ -247,6 +259,39 @@ def fit(
         ("saved to", str(result.path)),
     ]
     console.print(_kv_table("Fitted model", rows))
+
+
+def _fit_series(
+    opts: dict[str, Any], name: str, params: dict[str, Any], time_column: str | None, drop: list[str], cb: Any
+) -> None:
+    from ..workflows.series import fit_series_file
+
+    result = fit_series_file(
+        opts["data"],
+        out=opts["out"],
+        model=name,
+        params=params,
+        time_column=time_column,
+        threshold=opts["threshold"],
+        drop=[*drop, *([opts["label_column"]] if opts["label_column"] else [])],
+        seed=0 if opts["seed"] is None else int(opts["seed"]),
+        callback=cb,
+    )
+    hist = result.history[-1] if result.history else {}
+    rows: list[tuple[str, Any]] = [
+        ("detector", name),
+        ("data", f"{result.data} ({result.n_steps:,} steps × {result.n_channels} channels, step {result.step})"),
+        ("trained on", f"the first {result.n_train:,} steps"),
+        ("held out for calibration", f"the last {result.n_calibration:,} steps"),
+    ]
+    if hist:
+        rows.append(("epochs", f"{result.epochs} (kept epoch {hist.get('best_epoch')})"))
+    rows += [
+        ("threshold", f"{result.threshold} → score > {_fmt(result.threshold_value, 4)}"),
+        ("seconds", result.seconds),
+        ("saved to", str(result.path)),
+    ]
+    console.print(_kv_table("Fitted series model", rows))
 
 
 def _image_size(text: str | None) -> tuple[int, int] | None:
@@ -325,6 +370,25 @@ def score(
         console.print(_kv_table("Scored", rows))
         return
 
+    from ..workflows.series import is_series_model_folder, score_series_file
+
+    if is_series_model_folder(model_dir):
+        with console.status("scoring the series"):
+            res = score_series_file(model_dir, data, out, top_k=top_k, keep=keep or ())
+        n, k = res.scores.size, int(res.flags.sum())
+        console.print(
+            _kv_table(
+                "Scored series",
+                [
+                    ("steps", n),
+                    ("flagged", f"{k:,} ({k / max(n, 1):.2%})"),
+                    ("seconds", res.seconds),
+                    ("written to", out),
+                ],
+            )
+        )
+        return
+
     live, update = _row_progress("scoring")
     with live:
         result = score_file(
@@ -396,6 +460,38 @@ def evaluate(
         return
     if label_column is None:
         raise InputError("--label-column is needed to evaluate a file: the column with 1 = anomaly, 0 = normal")
+    from ..workflows.series import evaluate_series_file, is_series_model_folder
+
+    if is_series_model_folder(model_dir):
+        with console.status("evaluating the series"):
+            ev = evaluate_series_file(
+                model_dir,
+                data,
+                label_column=label_column,
+                target_precision=target_precision,
+                target_recall=target_recall,
+            )
+        console.print(_metrics_table(ev))
+        if "point_f1" in ev.metrics:
+            m = ev.metrics
+            console.print(
+                _kv_table(
+                    "Time-series F1",
+                    [
+                        ("point-wise", m["point_f1"]),
+                        (
+                            "event-wise",
+                            f"{_fmt(m['event_f1'])} ({int(m['event_found'])}/{int(m['event_events'])} events)",
+                        ),
+                        ("range-based", m["range_f1"]),
+                        ("point-adjusted (optimistic)", m["pa_f1"]),
+                    ],
+                )
+            )
+        console.print(_operating_table(ev))
+        if report:
+            _write_report(ev, report)
+        return
     live, update = _row_progress("evaluating")
     with live:
         ev = evaluate_file(
@@ -437,6 +533,19 @@ def report(
         with console.status("evaluating images"):
             ev = evaluate_image_folder(model_dir, data, target_precision=target_precision, target_recall=target_recall)
         console.print(_metrics_table(ev))
+        _write_report(ev, out)
+        return
+    from ..workflows.series import evaluate_series_file, is_series_model_folder
+
+    if is_series_model_folder(model_dir):
+        with console.status("scoring the series"):
+            ev = evaluate_series_file(
+                model_dir,
+                data,
+                label_column=label_column,
+                target_precision=target_precision,
+                target_recall=target_recall,
+            )
         _write_report(ev, out)
         return
 

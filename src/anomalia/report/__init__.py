@@ -4,6 +4,7 @@ Reports draw result objects of :mod:`anomalia.workflows`; they never fit or scor
 """
 
 from . import images as _images  # noqa: F401  (registers the image section)
+from . import series as _series  # noqa: F401  (registers the series section)
 from .html import Report, build_report, render, write_report
 from .sections import SECTION_BUILDERS, Plot, Section, Table, register_section
 
