@@ -98,3 +98,14 @@ def test_workflow_keeps_options_with_the_model(files) -> None:
     ev = evaluate_series_file(files / "m2", files / "test.parquet", label_column="label")
     assert ev.metrics["event_events"] == 1 and "pa_f1" in ev.metrics
     assert ev.top_rows[0].row == 400
+
+
+def test_readme_time_series_example_runs_as_written(capsys) -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("### Time series")
+    block = re.findall(r"```python\n(.*?)```", text[start:], flags=re.S)[0]
+    exec(compile(block, "README.md (time series)", "exec"), {})
+    assert capsys.readouterr().out.startswith("200 [1. 0.]")
