@@ -1,9 +1,11 @@
 """Convolutional autoencoder for images: the score of an image is how badly the network reconstructs it,
-and the map of where it is wrong is the smoothed squared residual per pixel.
+and the map of where it is wrong is the squared residual per pixel.
 
-Some pixels are hard to reconstruct even on normal images (edges, texture); with ``normalise`` each
-pixel's squared residual is divided by its mean on the normal training images, so that an error counts
-by how unusual it is there.
+The residual (input minus reconstruction) is smoothed with a Gaussian before it is squared, so that an
+error spread over a region (a missing sleeve, a strap) counts more than pixel noise along edges; and with
+``normalise`` each pixel's squared smoothed residual is divided by its mean on the normal training images,
+so that an error counts by how unusual it is at that place. Both matter on Fashion-MNIST: see
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from torch import nn
 
 from .._core import RandomState
 from .._core.params import int_tuple, interval, options
+from ..nn import batched
 from ..nn.conv import ConvAutoEncoderNet
 from ..scoring import Threshold
 from .deep import DEEP_RULES
-from .image import IMAGE_RULES, ImageDetector
+from .image import IMAGE_RULES, ImageDetector, gaussian_blur
 from .registry import register
 
 
@@ -42,8 +45,8 @@ class ConvAutoEncoder(ImageDetector):
     normalise : bool
         Divide each pixel's squared residual by its mean over the normal training images (score and maps).
     smoothing : float
-        Standard deviation in pixels of the Gaussian that smooths the residual maps of :meth:`anomaly_map`
-        and :meth:`explain` (0: none). The score itself is not smoothed.
+        Standard deviation in pixels of the Gaussian that smooths the residual before it is squared, for the
+        score and the maps (0: none).
     contamination, robust, threshold, calibration_fraction, validation_fraction, epochs, batch_size, lr,
     weight_decay, patience, device, random_state
         As for :class:`anomalia.AutoEncoder`.
@@ -66,7 +69,7 @@ class ConvAutoEncoder(ImageDetector):
         *,
         layout: str = "auto",
         image_size: tuple[int, int] | None = None,
-        smoothing: float = 1.0,
+        smoothing: float = 2.0,
         epochs: int = 30,
         batch_size: int = 64,
         lr: float = 1e-3,
@@ -105,8 +108,14 @@ class ConvAutoEncoder(ImageDetector):
     def _row_loss(self, net: nn.Module, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return (net(xb) - xb).pow(2).flatten(1).mean(dim=1)
 
+    def _map_sigma(self) -> float:
+        return 0.0  # the residual is smoothed already
+
+    def _squared_residual(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(net(xb) - xb, float(self.smoothing)).pow(2)
+
     def _row_pixel_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        sq = (net(xb) - xb).pow(2)
+        sq = self._squared_residual(net, xb)
         return sq / self.pixel_scale_.to(sq.device) if self.normalise else sq
 
     def _row_score(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
@@ -121,12 +130,9 @@ class ConvAutoEncoder(ImageDetector):
         self.pixel_scale_ = torch.from_numpy(np.maximum(mean, floor).astype(np.float32))
 
     def _maps_raw(self, X: np.ndarray) -> np.ndarray:
-        from ..nn import batched
-
-        def fn(net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-            return (net(xb) - xb).pow(2)
-
-        return batched(self._standardised(fn), X, device=self.device_, batch_size=self._score_batch_size())
+        return batched(
+            self._standardised(self._squared_residual), X, device=self.device_, batch_size=self._score_batch_size()
+        )
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
         super()._fit(X, rng, callback)

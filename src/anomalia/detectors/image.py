@@ -172,8 +172,12 @@ class ImageDetector(DeepDetector):
         """Non-negative per-pixel, per-channel parts of the score, (batch, C, H, W), before smoothing."""
         raise NotImplementedError
 
+    def _map_sigma(self) -> float:
+        """Gaussian smoothing (pixels) applied to :meth:`_row_pixel_scores` for the maps."""
+        return float(self.smoothing)
+
     def _maps(self, X: np.ndarray, *, per_channel: bool) -> np.ndarray:
-        sigma = float(self.smoothing)
+        sigma = self._map_sigma()
 
         def fn(net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
             maps = gaussian_blur(self._row_pixel_scores(net, xb), sigma)
