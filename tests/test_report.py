@@ -69,16 +69,16 @@ def test_demo_report_compares_detectors_and_notes_untrained_ones():
 
 
 def test_a_later_issue_can_add_a_section(evaluation):
-    def series_view(ev):
-        return Section("series", "Series view", "drawn from ev.extras") if "series" in ev.extras else None
+    def extra_view(ev):
+        return Section("extra-view", "Extra view", "drawn from ev.extras") if "extra-view" in ev.extras else None
 
-    register_section(series_view, before="top_rows_section")
+    register_section(extra_view, before="top_rows_section")
     try:
-        assert "series" not in [s.key for s in build_report(evaluation).sections]
-        evaluation.extras["series"] = True
+        assert "extra-view" not in [s.key for s in build_report(evaluation).sections]
+        evaluation.extras["extra-view"] = True
         keys = [s.key for s in build_report(evaluation).sections]
-        assert keys.index("series") == keys.index("top") - 1
-        assert 'id="series"' in render(build_report(evaluation))
+        assert keys.index("extra-view") == keys.index("top") - 1
+        assert 'id="extra-view"' in render(build_report(evaluation))
     finally:
-        SECTION_BUILDERS.remove(series_view)
-        evaluation.extras.pop("series", None)
+        SECTION_BUILDERS.remove(extra_view)
+        evaluation.extras.pop("extra-view", None)

@@ -7,10 +7,12 @@ and no display is needed.
 from __future__ import annotations
 
 import base64
+import functools
 import io
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -35,6 +37,20 @@ STYLE = {
     "grid.alpha": 0.25,
     "legend.frameon": False,
 }
+F = TypeVar("F", bound=Callable[..., Figure])
+
+
+def styled(fn: F) -> F:
+    """Make the figure under the report's style (restored afterwards: no global change is left behind)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 #: Most points drawn on a curve; longer curves are thinned evenly (the ends are kept).
 MAX_POINTS = 2000
 
@@ -64,6 +80,7 @@ def _log_scale(values: np.ndarray) -> bool:
     return v.size > 0 and v.min() > 0 and np.quantile(v, 0.99) / max(np.quantile(v, 0.01), 1e-300) > 100
 
 
+@styled
 def score_distribution(
     scores: np.ndarray,
     labels: np.ndarray | None,
@@ -96,6 +113,7 @@ def score_distribution(
     return fig
 
 
+@styled
 def roc(
     scores: np.ndarray, labels: np.ndarray, flags: np.ndarray, others: dict[str, np.ndarray] | None = None
 ) -> Figure:
@@ -119,6 +137,7 @@ def roc(
     return fig
 
 
+@styled
 def precision_recall(
     scores: np.ndarray, labels: np.ndarray, flags: np.ndarray, others: dict[str, np.ndarray] | None = None
 ) -> Figure:
@@ -141,6 +160,7 @@ def precision_recall(
     return fig
 
 
+@styled
 def threshold_tradeoff(scores: np.ndarray, labels: np.ndarray, marks: Sequence[tuple[str, float, str]]) -> Figure:
     """Precision, recall and F1 against the threshold; ``marks`` are (label, threshold, line style)."""
     fig, ax = new_figure(6.4, 3.6)
@@ -159,6 +179,7 @@ def threshold_tradeoff(scores: np.ndarray, labels: np.ndarray, marks: Sequence[t
     return fig
 
 
+@styled
 def confusion_matrix(counts: dict[str, int | float]) -> Figure:
     """The 2 x 2 confusion matrix at the current threshold, with counts and row shares."""
     fig, ax = new_figure(3.6, 3.2)
@@ -179,6 +200,7 @@ def confusion_matrix(counts: dict[str, int | float]) -> Figure:
     return fig
 
 
+@styled
 def training_loss(history: Sequence[dict[str, Any]]) -> Figure:
     """Training and validation loss per epoch; each later ``partial_fit`` run continues the epoch count."""
     fig, ax = new_figure(5.2, 3.2)

@@ -60,7 +60,7 @@ def parse_value(text: str) -> Any:
 
 
 def parse_params(model: str, pairs: Iterable[str] | Mapping[str, Any] | None) -> dict[str, Any]:
-    """Detector arguments from ``key=value`` strings (or a mapping), typed like the defaults.
+    """Detector arguments from ``key=value`` strings (or a mapping); values are read as YAML.
 
     ``hidden=64,32`` and ``hidden=[64, 32]`` both give ``(64, 32)``; an unknown key raises
     :class:`ParameterError` listing the detector's arguments.
@@ -81,13 +81,10 @@ def parse_params(model: str, pairs: Iterable[str] | Mapping[str, Any] | None) ->
         raise ParameterError(f"detector {model!r} has no parameter(s) {unknown}; it takes {sorted(defaults)}")
     out = {}
     for key, value in raw.items():
-        if isinstance(defaults[key], tuple):
-            if isinstance(value, str):
-                value = [parse_value(v) for v in value.split(",") if v.strip()]
-            if isinstance(value, int | float):
-                value = [value]
-            if isinstance(value, list):
-                value = tuple(value)
+        if isinstance(value, str) and "," in value:  # hidden=64,32
+            value = [parse_value(v.strip()) for v in value.split(",") if v.strip()]
+        if isinstance(value, list):  # layer sizes and other sequences are tuples in the constructors
+            value = tuple(value)
         out[key] = value
     return out
 
@@ -170,10 +167,15 @@ def fit_file(
     if labels is not None and (labels == 1).any():
         anomalies = table.filter(labels == 1)
         n_anom = anomalies.num_rows
-        if detector._threshold_spec().needs_labels:
-            X_val = np.concatenate([detector.calibration_rows_, encoder.transform(anomalies)])
-            y_val = np.r_[np.zeros(detector.calibration_rows_.shape[0]), np.ones(n_anom)].astype(np.int64)
-            detector.fit_threshold(X_val, y_val)
+        spec_ = detector._threshold_spec()
+        if spec_.needs_labels:
+            # held-out normal rows (never trained on) and the labelled anomalies; each normal score counts for
+            # the normal rows it stands for, so precision reflects the file's share of anomalies
+            normal_scores = detector.anomaly_score(detector.calibration_rows_)
+            weight = max(1, round(normal.num_rows / normal_scores.size))
+            scores = np.r_[np.repeat(normal_scores, weight), detector.anomaly_score(encoder.transform(anomalies))]
+            y_val = np.r_[np.zeros(normal_scores.size * weight), np.ones(n_anom)].astype(np.int64)
+            detector.threshold_ = spec_.fit(scores, y_val)
     elif detector._threshold_spec().needs_labels:
         raise InputError(
             f"threshold '{detector._threshold_spec().spec}' needs labelled anomalies, but {label_column!r} marks "
