@@ -7,6 +7,8 @@ memory stays bounded by a few batches whatever the size of the file.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -160,7 +162,8 @@ def _output_batch(model: Model, b: ScoredBatch, top_k: int) -> pa.RecordBatch:
 
 
 class _Writer:
-    """Parquet or CSV output by suffix, written to a temporary file and moved into place at the end."""
+    """Parquet or CSV output by suffix, written in a background thread (writing overlaps scoring) to a
+    temporary file that is moved into place only when every row is written."""
 
     def __init__(self, path: Path) -> None:
         self.format = table_format(path)
@@ -169,8 +172,20 @@ class _Writer:
         self.writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
         if path.parent and not path.parent.exists():
             raise InputError(f"cannot write {path}: the folder {path.parent} does not exist")
+        self.queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="anomalia-writer", daemon=True)
+        self.thread.start()
 
-    def write(self, batch: pa.RecordBatch) -> None:
+    def _run(self) -> None:
+        while (batch := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(batch)
+                except BaseException as exc:  # re-raised in the scoring thread
+                    self.error = exc
+
+    def _write(self, batch: pa.RecordBatch) -> None:
         if self.format == "csv":
             batch = pa.RecordBatch.from_arrays(
                 [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns],
@@ -188,13 +203,25 @@ class _Writer:
                 raise InputError(f"cannot write {self.path}: {exc}") from None
         self.writer.write_batch(batch)
 
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._check()
+        self.queue.put(batch)
+
     def close(self, ok: bool) -> None:
+        self.queue.put(None)
+        self.thread.join()
         if self.writer is not None:
             self.writer.close()
-        if ok and self.writer is not None:
+        if ok and self.error is None and self.writer is not None:
             os.replace(self.tmp, self.path)
         elif self.tmp.exists():
             self.tmp.unlink()
+        if ok:
+            self._check()
 
 
 def score_file(
