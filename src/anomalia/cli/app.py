@@ -641,13 +641,15 @@ def demo(
         caption="FAR = observed false-alarm rate on held-out benign records; s = fit + score seconds",
     )
     for col in ("detector", "precision", "recall", "F1", "ROC-AUC", "PR-AUC", "FAR", "s"):
-        table.add_column(col, justify="left" if col == "detector" else "right")
+        table.add_column(col, justify="left" if col == "detector" else "right", no_wrap=True)
     for name, r in result.rows.items():
         table.add_row(
             name,
             *(f"{r[k]:.3f}" for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "false_alarm_rate")),
             f"{r['seconds']:.1f}",
         )
+    if not console.is_terminal:
+        console.width = max(console.width, 100)  # a pipe or CI log gets the whole table
     console.print(table)
     if report:
         _write_report(demo_evaluation(result), report)
