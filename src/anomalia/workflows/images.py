@@ -179,10 +179,10 @@ class ImageScoreResult:
 
 
 def _heat_scale(det: ImageDetector) -> float:
-    """Map value drawn at full colour: the 99.9th percentile of the calibration images' maps."""
+    """Map value drawn at full colour: the 99th percentile of the pixels of the calibration images' maps."""
     rows = det.calibration_rows_
     maps = det._maps(rows, per_channel=False)
-    return float(np.quantile(maps, 0.999)) if maps.size else 1.0
+    return float(np.quantile(maps, 0.99)) if maps.size else 1.0
 
 
 def score_images(
