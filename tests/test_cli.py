@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from anomalia.cli import main
+
 from tabular_files import FAST, mixed_frame, write
 
 SET = [x for kv in FAST for x in ("--set", kv)]

@@ -20,6 +20,7 @@ from anomalia.data import (
     table_columns,
     table_format,
 )
+
 from tabular_files import mixed_frame, write
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from anomalia.report import SECTION_BUILDERS, Section, build_report, register_section, render, write_report
 from anomalia.workflows import demo_evaluation, evaluate_file, fit_file, run_demo
+
 from tabular_files import FAST, mixed_frame, write
 
 #: Every plot a labelled report of a deep detector promises.

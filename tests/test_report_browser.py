@@ -12,6 +12,7 @@ import pytest
 
 from anomalia.report import write_report
 from anomalia.workflows import evaluate_file, fit_file
+
 from tabular_files import FAST, mixed_frame, write
 
 CHROMIUM = "/usr/bin/chromium"

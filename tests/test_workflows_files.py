@@ -17,6 +17,7 @@ from anomalia.workflows import (
     parse_params,
     score_file,
 )
+
 from tabular_files import FAST, mixed_frame, write
 
 
