@@ -307,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     if not TS.exists():
         raise SystemExit(f"{TS} is absent: the time-series benchmark data lives in ../shared/data")
     parts = [f"Machine: {machine()}. Date: {time.strftime('%Y-%m-%d')}."]
+    print(parts[0], flush=True)
     for suite in args.suite:
         t0 = time.perf_counter()
         text = nab_suite(args.nab_detectors) if suite == "nab" else smd_suite() if suite == "smd" else ucr_suite()
