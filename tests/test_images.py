@@ -191,15 +191,16 @@ def test_pixel_metrics_check_their_input() -> None:
 
 # ---------------------------------------------------------------- real data
 @pytest.mark.realdata
-def test_fashion_mnist_trousers_quality_floor() -> None:
+@pytest.mark.parametrize(("cls", "floor"), [(1, 0.97), (8, 0.85)])  # measured 0.990 and 0.897
+def test_fashion_mnist_quality_floor(cls: int, floor: float) -> None:
+    """Trousers (easy) and bags (what the smoothed residual fixes: 0.78 with a plain squared residual)."""
     z = np.load(real_data("images", "fashion_mnist", "fashion_mnist.npz"))
     x_train, y_train, x_test, y_test = z["x_train"], z["y_train"], z["x_test"][:2000], z["y_test"][:2000]
     start = time.perf_counter()
-    det = ConvAutoEncoder(channels=(8, 16, 32), latent=16, epochs=2, random_state=0).fit(x_train[y_train == 1][:1000])
-    auc = roc_auc_score(y_test != 1, det.anomaly_score(x_test))
-    assert auc > 0.9, (
-        f"conv autoencoder ROC-AUC on Fashion-MNIST trousers {auc:.3f} (fitted in {time.perf_counter() - start:.0f} s)"
-    )
+    det = ConvAutoEncoder(channels=(16, 32, 64), epochs=3, random_state=0).fit(x_train[y_train == cls][:2000])
+    auc = roc_auc_score(y_test != cls, det.anomaly_score(x_test))
+    seconds = time.perf_counter() - start
+    assert auc > floor, f"ROC-AUC on Fashion-MNIST class {cls}: {auc:.3f} (fitted and scored in {seconds:.0f} s)"
 
 
 # ---------------------------------------------------------------- workflows and command line
