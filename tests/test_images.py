@@ -139,6 +139,17 @@ def test_conv_autoencoder_scores_defects_higher_and_maps_them(fitted_ae: ConvAut
     assert shares.reshape(40, 16, 16)[masks.reshape(40, 16, 16)].sum() / 40 > 0.3
 
 
+def test_contaminated_training_images_are_left_out_in_a_second_round() -> None:
+    rng = np.random.default_rng(4)
+    normal = blobs(rng, 180)
+    defects = with_defect(blobs(rng, 20))[0]
+    det = ConvAutoEncoder(channels=(4, 8), latent=4, epochs=3, contamination=0.1, random_state=0)
+    det.fit(np.concatenate([normal, defects]))
+    assert len(det.history_) == 2  # trimmed loss, then a fresh model without the top-scored 10 %
+    s = det.anomaly_score(np.concatenate([blobs(rng, 20), with_defect(blobs(rng, 20))[0]]))
+    assert roc_auc_score(np.r_[np.zeros(20), np.ones(20)], s) > 0.9
+
+
 def test_layout_is_kept_from_fit_and_uint8_is_accepted(fitted_ae: ConvAutoEncoder) -> None:
     X = blobs(np.random.default_rng(2), 8)
     s = fitted_ae.anomaly_score(X)

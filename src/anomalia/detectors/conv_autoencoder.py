@@ -122,7 +122,7 @@ class ConvAutoEncoder(ImageDetector):
         return self._row_pixel_scores(net, xb).flatten(1).mean(dim=1)
 
     # ---------------------------------------------------------------- per-pixel scale of normal residuals
-    def _fit_pixel_scale(self, X: np.ndarray, rng: np.random.Generator) -> None:
+    def _after_train(self, X: np.ndarray, rng: np.random.Generator) -> None:
         rows = X if X.shape[0] <= 2000 else X[np.sort(rng.choice(X.shape[0], 2000, replace=False))]
         sq = self._maps_raw(rows)
         mean = sq.mean(axis=0)
@@ -133,14 +133,6 @@ class ConvAutoEncoder(ImageDetector):
         return batched(
             self._standardised(self._squared_residual), X, device=self.device_, batch_size=self._score_batch_size()
         )
-
-    def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
-        super()._fit(X, rng, callback)
-        self._fit_pixel_scale(X, rng)
-
-    def _update(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
-        super()._update(X, rng, callback)
-        self._fit_pixel_scale(X, rng)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = super()._get_state()

@@ -148,6 +148,24 @@ class ImageDetector(DeepDetector):
                 delattr(self, attr)
         self.scaler_ = ChannelScaler.fit(X)
         self._train(X, rng, callback)
+        self._after_train(X, rng)
+        trim = self._trim_fraction()
+        if trim > 0:
+            # robust training, second round (as in DeepDetector): leave out the images the first model scores
+            # in the top `trim` share and train a fresh model on the rest
+            scores = self._score(X)
+            keep = scores <= np.quantile(scores, 1.0 - trim)
+            del self.net_
+            self.scaler_ = ChannelScaler.fit(X[keep])
+            self._train(X[keep], rng, callback)
+            self._after_train(X[keep], rng)
+
+    def _after_train(self, X: np.ndarray, rng: np.random.Generator) -> None:
+        """Learn what scoring needs besides the network, from the training images ``X`` (default: nothing)."""
+
+    def _update(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
+        super()._update(X, rng, callback)
+        self._after_train(X, rng)
 
     def _score_batch_size(self) -> int:
         return max(1, SCORE_PIXELS // int(np.prod(self.image_shape_)))
