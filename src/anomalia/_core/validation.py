@@ -57,10 +57,13 @@ def _frame_to_array(X: Any, name: str) -> tuple[np.ndarray, tuple[str, ...], tup
     return X.to_numpy(dtype=np.float32), columns, dtypes
 
 
-def as_float_array(X: Any, *, name: str = "X", ndim: int = 2) -> tuple[np.ndarray, Schema]:
+def as_float_array(
+    X: Any, *, name: str = "X", ndim: int = 2, check_finite_values: bool = True
+) -> tuple[np.ndarray, Schema]:
     """Convert ``X`` (ndarray, DataFrame or nested lists) to a C-contiguous float32 array and its schema.
 
-    Checks type, dimensions, emptiness and finiteness. Does not check the schema against a fitted one
+    Checks type, dimensions, emptiness and (unless ``check_finite_values`` is False, for callers that
+    check their outputs instead) finiteness. Does not check the schema against a fitted one
     (see :func:`check_schema`).
     """
     if X is None:
@@ -97,7 +100,8 @@ def as_float_array(X: Any, *, name: str = "X", ndim: int = 2) -> tuple[np.ndarra
         raise InputError(f"{name} must be {ndim}-D (n_rows, n_features); got {arr.ndim}-D of shape {arr.shape}.{hint}")
     if arr.shape[0] == 0 or arr.size == 0:
         raise InputError(f"{name} is empty (shape {arr.shape}); it needs at least one row and one feature")
-    check_finite(arr, name=name, columns=columns)
+    if check_finite_values:
+        check_finite(arr, name=name, columns=columns)
     n_features = int(np.prod(arr.shape[1:]))
     if len(dtypes) == 1:
         dtypes = dtypes * (n_features if ndim == 2 else 1)

@@ -83,8 +83,13 @@ class AutoEncoder(DeepDetector):
     def _build(self, n_features: int) -> nn.Module:
         return DenseAutoEncoder(n_features, self._hidden(n_features), self.dropout)
 
-    def _row_score(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+    nonfinite_propagates = True
+
+    def _row_loss(self, net: nn.Module, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return (net(xb) - xb).pow(2).mean(dim=1)
+
+    def _row_score(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return net(xb).sub_(xb).pow_(2).mean(dim=1)  # in place: inference only, no autograd
 
     def _row_feature_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return (net(xb) - xb).pow(2)

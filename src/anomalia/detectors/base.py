@@ -21,6 +21,7 @@ from .._core import (
     RandomState,
     Schema,
     as_float_array,
+    check_finite,
     check_fit_input,
     check_is_fitted,
     check_random_state,
@@ -59,6 +60,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     parameter_rules: ClassVar[dict[str, list[Rule]]] = {}
     #: Cheap settings for the contract tests.
     test_params: ClassVar[dict[str, Any]] = {}
+    #: True when a NaN or inf in the input always makes the score non-finite (the input is part of the score,
+    #: as in a reconstruction error): scoring then checks the scores instead of making an extra pass over X.
+    nonfinite_propagates: ClassVar[bool] = False
 
     random_state: RandomState
     contamination: float | None
@@ -98,10 +102,11 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def _check_params(self) -> None:
         check_params(type(self).__name__, self.get_params(deep=False), {**COMMON_RULES, **self.parameter_rules})
 
-    def _validate(self, X: Any, *, fitting: bool) -> tuple[np.ndarray, Schema]:
+    def _validate(self, X: Any, *, fitting: bool, finite: bool = True) -> tuple[np.ndarray, Schema]:
+        """Checked float32 input and its schema; ``finite=False`` leaves the NaN/inf check to the caller."""
         if fitting:
             return check_fit_input(X, ndim=self.input_ndim)
-        arr, schema = as_float_array(X, ndim=self.input_ndim)
+        arr, schema = as_float_array(X, ndim=self.input_ndim, check_finite_values=finite)
         check_schema(schema, self.schema_)
         return arr, schema
 
@@ -182,8 +187,11 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score per row, shape (n,), float64; higher = more anomalous."""
         check_is_fitted(self)
-        arr, _ = self._validate(X, fitting=False)
-        return self._score(arr)
+        arr, schema = self._validate(X, fitting=False, finite=not self.nonfinite_propagates)
+        scores = self._score(arr)
+        if self.nonfinite_propagates and not np.isfinite(scores).all():
+            check_finite(arr, columns=schema.columns)  # names the bad rows and columns
+        return scores
 
     def p_value(self, X: Any) -> np.ndarray:
         """Conformal p-value per row in (0, 1]: small when few held-out normal rows scored as high."""

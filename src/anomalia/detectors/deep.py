@@ -130,7 +130,7 @@ class DeepDetector(BaseDetector):
         net = self.net_.eval()
 
         def run(xb: torch.Tensor) -> torch.Tensor:
-            return fn(net, (xb.reshape(xb.shape[0], -1) - mean) / scale)
+            return fn(net, xb.reshape(xb.shape[0], -1).sub(mean).div_(scale))
 
         return run
 

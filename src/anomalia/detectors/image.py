@@ -131,7 +131,7 @@ class ImageDetector(DeepDetector):
             return arr
         return resize(torch.from_numpy(arr), tuple(self.image_size)).numpy()
 
-    def _validate(self, X: Any, *, fitting: bool) -> tuple[np.ndarray, Schema]:
+    def _validate(self, X: Any, *, fitting: bool, finite: bool = True) -> tuple[np.ndarray, Schema]:
         if not fitting:
             check_is_fitted(self)
         arr = self._resize(self._images(X, fitting=fitting))

@@ -29,6 +29,7 @@ class PCA(BaseDetector):
     parameter_rules = {
         "n_components": [interval(1, None, integer=True), interval(0.0, 1.0, closed="neither"), options(None)],
     }
+    nonfinite_propagates = True
     test_params: dict[str, Any] = {}
 
     def __init__(

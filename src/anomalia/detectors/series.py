@@ -100,7 +100,7 @@ class SeriesDetector(DeepDetector):
             return X
         return prepare_series(X, time_column=self.time_column, resample=self.resample, fill=self.fill, name=name)
 
-    def _validate(self, X: Any, *, fitting: bool) -> tuple[np.ndarray, Any]:
+    def _validate(self, X: Any, *, fitting: bool, finite: bool = True) -> tuple[np.ndarray, Any]:
         s = self._series(X)
         if fitting:
             check_fit_input(s.values)

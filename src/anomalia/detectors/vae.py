@@ -26,6 +26,7 @@ class VAE(DeepDetector):
     """
 
     parameter_rules = {**DEEP_RULES, "hidden": [int_tuple()], "latent": [interval(1, None, integer=True)]}
+    nonfinite_propagates = True
     test_params = {"hidden": (8,), "latent": 2, "epochs": 3, "batch_size": 64}
 
     def __init__(
