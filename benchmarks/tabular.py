@@ -200,8 +200,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, float]:
     def ours() -> None:
         det.anomaly_score(X_big)
 
-    bare_t = min(_timed(bare_forward) for _ in range(3))
-    ours_t = min(_timed(ours) for _ in range(3))
+    bare_t, ours_t = _paired(bare_forward, ours)
     out["score_rows_per_s"] = X_big.shape[0] / ours_t
     out["bare_forward_rows_per_s"] = X_big.shape[0] / bare_t
     out["score_ratio"] = bare_t / ours_t
@@ -233,8 +232,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, float]:
             generator=torch.Generator().manual_seed(0),
         )
 
-    bare_e = min(_timed(bare_epoch) for _ in range(2))
-    ours_e = min(_timed(our_epoch) for _ in range(2))
+    bare_e, ours_e = _paired(bare_epoch, our_epoch)
     out["epoch_s_bare"] = bare_e
     out["epoch_s_ours"] = ours_e
     out["epoch_ratio"] = ours_e / bare_e
@@ -256,10 +254,18 @@ def run_speed(args: argparse.Namespace) -> dict[str, float]:
             X_te
         )
 
-    out["fit_score_s_ours"] = _timed(ours_fit_score)
-    out["fit_score_s_pyod"] = _timed(pyod_fit_score)
+    out["fit_score_s_pyod"], out["fit_score_s_ours"] = _paired(pyod_fit_score, ours_fit_score)
     out["fit_score_speedup"] = out["fit_score_s_pyod"] / out["fit_score_s_ours"]
     return out
+
+
+def _paired(baseline: Callable[[], None], ours: Callable[[], None], repeats: int = 3) -> tuple[float, float]:
+    """Median seconds of each, measured alternately so that both see the same machine load."""
+    b, o = [], []
+    for _ in range(repeats):
+        b.append(_timed(baseline))
+        o.append(_timed(ours))
+    return float(np.median(b)), float(np.median(o))
 
 
 def _timed(fn: Callable[[], None]) -> float:
@@ -269,17 +275,22 @@ def _timed(fn: Callable[[], None]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- report
+def _seed_text(per: dict, dets: list[str], names: list[str]) -> str:
+    counts = [len({r["seed"] for d in dets for r in per[(n, d)]}) for n in names]
+    return ", ".join(f"{counts.count(k)} with {k} seed(s)" for k in sorted(set(counts), reverse=True))
+
+
 def summarise(speed: dict[str, float] | None) -> str:
     rows = [json.loads(line) for line in OUT.open()]
     detectors = ["anomalia AE", "anomalia VAE", "sklearn IForest", "PyOD AE", "PyOD VAE", "PyOD DeepSVDD"]
     parts = []
     for scope, keep in (
         ("datasets with ≤ 10,000 rows (all detectors)", lambda r: r["n"] <= SMALL_ROWS),
-        ("all 31 datasets (anomalia and IsolationForest)", lambda r: True),
+        ("every dataset run (anomalia and IsolationForest)", lambda r: True),
     ):
         sel = [r for r in rows if keep(r)]
         dets = [d for d in detectors if any(r["detector"] == d for r in sel)]
-        if scope.startswith("all"):
+        if scope.startswith("every"):
             dets = [d for d in dets if d in ("anomalia AE", "anomalia VAE", "sklearn IForest")]
         names = sorted({r["dataset"] for r in sel})
         for protocol in ("novelty", "unsupervised"):
@@ -308,8 +319,7 @@ def summarise(speed: dict[str, float] | None) -> str:
                     ]
                 )
             parts.append(
-                f"#### {protocol}, {scope}: {len(complete)} datasets × seeds "
-                f"{sorted({r['seed'] for r in sel})}\n\n"
+                f"#### {protocol}, {scope}: {len(complete)} datasets ({_seed_text(per, dets, complete)})\n\n"
                 + markdown_table(
                     [
                         "detector",
