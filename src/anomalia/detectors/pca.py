@@ -59,7 +59,8 @@ class PCA(BaseDetector):
 
     def _residual(self, X: np.ndarray) -> np.ndarray:
         Z = self.scaler_.transform(X).astype(np.float64) - self.center_
-        return Z - (Z @ self.components_.T) @ self.components_
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf input: anomaly_score raises on the scores
+            return Z - (Z @ self.components_.T) @ self.components_
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return (self._residual(X) ** 2).mean(axis=1)
