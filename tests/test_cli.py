@@ -68,6 +68,15 @@ def test_score_writes_one_row_per_input_row(files, model, capsys, out_name):
     assert {"row", "label", "score", "p_value", "is_anomaly", "top_feature_1", "top_feature_3"} <= set(got.columns)
 
 
+def test_score_threads_option(files, model, capsys):
+    tmp, df, _, test = files
+    code, _, err = run(["score", model, test, "--out", tmp / "t1.parquet", "--threads", "1"], capsys)
+    assert code == 0, err
+    assert len(pd.read_parquet(tmp / "t1.parquet")) == len(df)
+    code, _, err = run(["score", model, test, "--out", tmp / "t0.parquet", "--threads", "0"], capsys)
+    assert code == 2 and "threads must be at least 1" in err and "Traceback" not in err
+
+
 def test_evaluate_prints_metrics_and_writes_the_report(files, model, capsys):
     tmp, _, _, test = files
     code, out, err = run(["evaluate", model, test, "--label-column", "label", "--report", tmp / "r.html"], capsys)

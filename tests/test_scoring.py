@@ -15,6 +15,19 @@ def test_conformal_p_value_formula() -> None:
     np.testing.assert_allclose(p, [5 / 5, 4 / 5, 3 / 5, 2 / 5, 1 / 5])
 
 
+@pytest.mark.parametrize("decimals", [0, 1, 6])
+def test_conformal_p_values_for_many_scores_equal_the_formula(rng: np.random.Generator, decimals: int) -> None:
+    # many scores take the sorted path; ties (rounding), NaN and infinities must count as in the formula
+    cal = np.round(rng.gamma(2.0, size=777), decimals)
+    scores = np.round(rng.gamma(2.0, size=20_000), decimals)
+    scores[rng.random(scores.size) < 0.01] = np.nan
+    scores[rng.random(scores.size) < 0.01] = np.inf
+    scores[rng.random(scores.size) < 0.01] = -np.inf
+    expected = np.array([(1 + np.sum(cal >= s)) / (cal.size + 1) for s in scores])
+    np.testing.assert_array_equal(conformal_p_values(cal, scores), expected)
+    np.testing.assert_array_equal(conformal_p_values(cal, scores[:100]), expected[:100])  # the search path
+
+
 def test_false_alarm_rate_matches_p_values_exactly(rng: np.random.Generator) -> None:
     cal = rng.normal(size=999)
     scores = rng.normal(size=5000)

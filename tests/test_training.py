@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from anomalia.nn import DenseAutoEncoder, TrainConfig, init_weights, reduce_loss, seeded, train
+from anomalia._core import ParameterError
+from anomalia.nn import DenseAutoEncoder, TrainConfig, init_weights, intra_op_threads, reduce_loss, seeded, train
 
 
 def _mse(net: torch.nn.Module, xb: torch.Tensor) -> torch.Tensor:
@@ -53,6 +55,18 @@ def test_seeded_block_is_reproducible_and_leaves_global_state_alone() -> None:
             outs.append(net(torch.ones(3, 4)))
     assert torch.equal(outs[0], outs[1])
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_intra_op_threads_caps_and_restores() -> None:
+    before = torch.get_num_threads()
+    with intra_op_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with intra_op_threads(before + 4):  # never raises the count
+        assert torch.get_num_threads() == before
+    with pytest.raises(ParameterError, match="threads must be at least 1"), intra_op_threads(0):
+        pass
+    assert torch.get_num_threads() == before
 
 
 def test_robust_training_ignores_gross_outliers() -> None:

@@ -74,6 +74,13 @@ def test_explain_all_and_none(fitted):
     assert pd.read_parquet(tmp / "none.parquet")["top_feature_1"].isna().all()
     with pytest.raises(ParameterError, match="explain must be one of"):
         score_file(tmp / "model", data, tmp / "x.parquet", explain="some")
+    with pytest.raises(ParameterError, match="threads must be at least 1"):
+        score_file(tmp / "model", data, tmp / "x.parquet", threads=0)
+    assert not (tmp / "x.parquet").exists()
+    score_file(tmp / "model", data, tmp / "one.parquet", explain="none", threads=1)
+    one, none = pd.read_parquet(tmp / "one.parquet"), pd.read_parquet(tmp / "none.parquet")
+    np.testing.assert_allclose(one["score"], none["score"], rtol=1e-6)
+    assert one["is_anomaly"].equals(none["is_anomaly"])
 
 
 def test_score_schema_mismatch_and_bad_rows(fitted, tmp_path):

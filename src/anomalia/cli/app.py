@@ -347,6 +347,9 @@ def score(
         list[str] | None, typer.Option("--keep", help="Input column to copy to the output (repeatable).")
     ] = None,
     batch_rows: int = typer.Option(65536, help="Rows per batch."),
+    threads: int | None = typer.Option(
+        None, help="Torch threads for scoring a table (default: all cores but one, left to reading and writing)."
+    ),
     heatmaps: str | None = typer.Option(
         None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
     ),
@@ -392,7 +395,15 @@ def score(
     live, update = _row_progress("scoring")
     with live:
         result = score_file(
-            model_dir, data, out, batch_rows=batch_rows, explain=explain, top_k=top_k, keep=keep or (), progress=update
+            model_dir,
+            data,
+            out,
+            batch_rows=batch_rows,
+            explain=explain,
+            top_k=top_k,
+            keep=keep or (),
+            progress=update,
+            threads=threads,
         )
     share = result.n_flagged / max(result.n_rows, 1)
     console.print(

@@ -27,7 +27,7 @@ DEEP_RULES: dict[str, list[Rule]] = {
     "device": [Rule(lambda v: isinstance(v, str), "'auto', 'cpu' or 'cuda[:N]'")],
 }
 
-SCORE_BATCH = 65536
+SCORE_BATCH = 8192
 
 
 class DeepDetector(BaseDetector):

@@ -2,7 +2,7 @@
 
 from .conv import ConvAutoEncoderNet, ConvClassifierNet, transform_all
 from .dense import DenseAutoEncoder, DenseVAE, mlp
-from .runtime import batched, init_weights, resolve_device, seeded, to_tensor
+from .runtime import batched, init_weights, intra_op_threads, resolve_device, seeded, to_tensor
 from .sequence import DeepAnTNet, LSTMEncoderDecoder, LSTMForecastNet
 from .training import History, ProgressCallback, RowLoss, TrainConfig, evaluate_loss, reduce_loss, train
 
@@ -21,6 +21,7 @@ __all__ = [
     "batched",
     "evaluate_loss",
     "init_weights",
+    "intra_op_threads",
     "mlp",
     "reduce_loss",
     "resolve_device",

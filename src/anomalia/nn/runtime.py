@@ -42,6 +42,26 @@ def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
         yield gen
 
 
+@contextlib.contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    """Run a block with at most ``n`` torch intra-op threads (no change for None), restored afterwards.
+
+    For pipelines whose own threads (reading, writing) need a core: torch's default of one thread per core
+    then makes every thread wait for another.
+    """
+    before = torch.get_num_threads()
+    if n is None or n >= before:
+        yield
+        return
+    if n < 1:
+        raise ParameterError(f"threads must be at least 1; got {n}")
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def init_weights(module: nn.Module, generator: torch.Generator) -> None:
     """Re-initialise every parameter from ``generator``: Xavier for matrices, zeros for biases, ones for norms."""
     with torch.no_grad():

