@@ -3,16 +3,18 @@ in numpy, and saved with safetensors (no pickle)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.ensemble import IsolationForest as _SkIsolationForest
 
 from .._core import RandomState, child_seed
 from .._core.params import Rule, interval
 from ..scoring import Threshold
 from .base import BaseDetector
 from .registry import register
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest as _SkIsolationForest
 
 _EULER = 0.5772156649015329
 
@@ -112,6 +114,8 @@ class IsolationForest(BaseDetector):
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
+        from sklearn.ensemble import IsolationForest as _SkIsolationForest  # on first use: it slows start-up
+
         forest = _SkIsolationForest(
             n_estimators=self.n_estimators, max_samples=self.max_samples, random_state=child_seed(rng)
         ).fit(X)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.decomposition import PCA as _SkPCA
 
 from .._core import RandomState, child_seed
 from .._core.params import interval, options
@@ -53,6 +52,8 @@ class PCA(BaseDetector):
         n_comp = self.n_components
         if isinstance(n_comp, int):
             n_comp = min(n_comp, min(Z.shape) - 1) or 1
+        from sklearn.decomposition import PCA as _SkPCA  # on first use: it slows start-up
+
         pca = _SkPCA(n_components=n_comp, svd_solver="full", random_state=child_seed(rng)).fit(Z)
         self.components_ = pca.components_.astype(np.float64)
         self.center_ = pca.mean_.astype(np.float64)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from .._core import InputError
 
@@ -37,6 +36,8 @@ def pixel_roc_auc(masks: Any, maps: Any) -> float:
     maps : array-like of shape (n, H, W)
         Anomaly maps on one scale across images (e.g. ``detector.anomaly_map(X)``).
     """
+    from sklearn import metrics as skm  # imported on first use: it slows every command's start
+
     m, a = _maps_and_masks(masks, maps)
     if m.all() or not m.any():
         raise InputError("pixel ROC-AUC needs both anomalous and normal pixels in the masks; got only one kind")

@@ -6,9 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 from .._core import InputError, check_labels
+
+
+def _skm() -> Any:
+    """scikit-learn's metrics module, imported on first use: importing it adds about 0.2 s to every command."""
+    from sklearn import metrics
+
+    return metrics
 
 
 def _scores(scores: Any, n: int | None = None, name: str = "scores") -> np.ndarray:
@@ -30,14 +36,14 @@ def confusion(y_true: Any, flags: Any) -> dict[str, int]:
     """Counts of true/false positives/negatives for boolean ``flags`` (True = flagged as anomaly)."""
     f = np.asarray(flags).astype(bool).ravel()
     y = check_labels(y_true, f.size, name="y_true")
-    tn, fp, fn, tp = skm.confusion_matrix(y, f.astype(int), labels=[0, 1]).ravel()
+    tn, fp, fn, tp = _skm().confusion_matrix(y, f.astype(int), labels=[0, 1]).ravel()
     return {"tp": int(tp), "fp": int(fp), "tn": int(tn), "fn": int(fn)}
 
 
 def precision_recall_f1(y_true: Any, flags: Any) -> tuple[float, float, float]:
     f = np.asarray(flags).astype(int).ravel()
     y = check_labels(y_true, f.size, name="y_true")
-    p, r, f1, _ = skm.precision_recall_fscore_support(y, f, average="binary", zero_division=0)
+    p, r, f1, _ = _skm().precision_recall_fscore_support(y, f, average="binary", zero_division=0)
     return float(p), float(r), float(f1)
 
 
@@ -45,7 +51,7 @@ def roc_auc(y_true: Any, scores: Any) -> float:
     s = _scores(scores)
     y = check_labels(y_true, s.size, name="y_true")
     _both_classes(y, "ROC-AUC")
-    return float(skm.roc_auc_score(y, s))
+    return float(_skm().roc_auc_score(y, s))
 
 
 def pr_auc(y_true: Any, scores: Any) -> float:
@@ -53,7 +59,7 @@ def pr_auc(y_true: Any, scores: Any) -> float:
     s = _scores(scores)
     y = check_labels(y_true, s.size, name="y_true")
     _both_classes(y, "PR-AUC")
-    return float(skm.average_precision_score(y, s))
+    return float(_skm().average_precision_score(y, s))
 
 
 def precision_at_k(y_true: Any, scores: Any, k: int | None = None) -> float:
@@ -82,7 +88,7 @@ def threshold_sweep(y_true: Any, scores: Any) -> ThresholdSweep:
     s = _scores(scores)
     y = check_labels(y_true, s.size, name="y_true")
     _both_classes(y, "a threshold sweep")
-    p, r, t = skm.precision_recall_curve(y, s)
+    p, r, t = _skm().precision_recall_curve(y, s)
     p, r = p[:-1], r[:-1]  # drop the (precision=1, recall=0) end point that has no threshold
     f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
     return ThresholdSweep(t, p, r, f1)
@@ -93,7 +99,7 @@ def roc_curve(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     s = _scores(scores)
     y = check_labels(y_true, s.size, name="y_true")
     _both_classes(y, "a ROC curve")
-    return skm.roc_curve(y, s)
+    return _skm().roc_curve(y, s)
 
 
 def evaluate(y_true: Any, scores: Any, flags: Any = None) -> dict[str, float]:

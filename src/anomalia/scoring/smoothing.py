@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import signal, special
 
 from .._core import InputError
 
@@ -41,6 +40,8 @@ def ewma(scores: np.ndarray, span: int, *, initial: float | None = None) -> np.n
         zi = np.array([(1.0 - alpha) * first])
     else:
         zi = np.array([(1.0 - alpha) * float(initial)])
+    from scipy import signal  # imported on first use: it slows every command's start
+
     y, _ = signal.lfilter([alpha], [1.0, -(1.0 - alpha)], s, zi=zi)
     return np.asarray(y, dtype=np.float64)
 
@@ -87,5 +88,7 @@ def running_tail_probability(
     Close to 1 when recent scores are far above what the series usually scores; 0.5 before ``min_history``
     scores have been seen. Causal: the value at step t uses steps up to t only.
     """
+    from scipy import special  # imported on first use, as above
+
     z = running_zscore(scores, short=short, long=long, min_history=min_history)
     return 0.5 * special.erfc(-z / math.sqrt(2.0))
