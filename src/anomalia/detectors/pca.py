@@ -47,13 +47,13 @@ class PCA(BaseDetector):
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
+        from sklearn.decomposition import PCA as _SkPCA  # on first use: it slows start-up
+
         self.scaler_ = Standardizer.fit(X)
         Z = self.scaler_.transform(X).astype(np.float64)
         n_comp = self.n_components
         if isinstance(n_comp, int):
             n_comp = min(n_comp, min(Z.shape) - 1) or 1
-        from sklearn.decomposition import PCA as _SkPCA  # on first use: it slows start-up
-
         pca = _SkPCA(n_components=n_comp, svd_solver="full", random_state=child_seed(rng)).fit(Z)
         self.components_ = pca.components_.astype(np.float64)
         self.center_ = pca.mean_.astype(np.float64)
