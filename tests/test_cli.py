@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import anomalia as an
 from anomalia.cli import main
 
 from tabular_files import FAST, mixed_frame, write
@@ -54,7 +55,7 @@ def test_fit_prints_a_summary(files, capsys):
     code, out, err = run(["fit", train, "--label-column", "label", "--out", tmp / "m1", *SET], capsys)
     assert code == 0, err
     assert "Fitted model" in out and "labelled anomalies" in out and "false-alarm:0.01" in out
-    assert (tmp / "m1" / "anomalia.json").is_file() and (tmp / "m1" / "preprocess.json").is_file()
+    assert an.read_manifest(tmp / "m1")["preprocess"]["kind"] == "table"  # the encoding is in the one manifest
 
 
 @pytest.mark.parametrize("out_name", ["scores.csv", "scores.parquet"])

@@ -234,7 +234,11 @@ def test_command_line_fits_scores_and_evaluates_an_image_folder(
     fast = ["--set", "channels=4,8", "--set", "latent=4", "--set", "epochs=2"]
     code, out, err = _cli(["fit", mvtec, "--out", model, "--image-size", "16x16", *fast], capsys)
     assert code == 0, err
-    assert "conv-autoencoder" in out and (model / "images.json").is_file()
+    assert "conv-autoencoder" in out and an.read_manifest(model)["preprocess"] == {
+        "kind": "images",
+        "size": [16, 16],
+        "mode": "L",
+    }
     scores, heat = tmp_path / "scores.csv", tmp_path / "heat"
     code, out, err = _cli(["score", model, mvtec, "--out", scores, "--heatmaps", heat], capsys)
     assert code == 0, err
@@ -262,4 +266,4 @@ def test_evaluate_gives_image_and_pixel_metrics(mvtec: Path, tmp_path: Path) -> 
     fit_image_folder(mvtec, out=tmp_path / "m", params={"channels": (8, 16), "latent": 8, "epochs": 8})
     ev = evaluate_image_folder(tmp_path / "m", mvtec)
     assert ev.metrics["roc_auc"] == 1.0 and ev.metrics["pixel_roc_auc"] > 0.9
-    assert [v.kind for v in ev.extras["images"]["top"][:2]] == ["scratch", "scratch"]
+    assert [v.kind for v in ev.images.top[:2]] == ["scratch", "scratch"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+import anomalia as an
 from anomalia.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -65,4 +66,4 @@ def test_readme_run_file_works(user_csv):
     (yaml_block,) = blocks("yaml")
     (user_csv / "run.yaml").write_text("\n".join(line.strip() for line in yaml_block.splitlines()))
     run(["fit", "--config", "run.yaml"])
-    assert (user_csv / "model" / "preprocess.json").is_file()
+    assert an.read_manifest(user_csv / "model")["preprocess"]["kind"] == "table"

@@ -167,3 +167,20 @@ def test_threshold_scores_must_be_finite() -> None:
         an.Quantile(0.5).fit([1.0, np.nan])
     with pytest.raises(an.NotFittedError):
         an.Quantile(0.5).predict([1.0])
+
+
+@pytest.mark.parametrize("spec", ["spot:0.001", "dspot:0.001", "spot"])
+def test_streaming_specs_round_trip(spec: str, rng: np.random.Generator) -> None:
+    t = parse_threshold(spec)
+    assert t.streaming and parse_threshold(t.spec) == t
+    fitted = t.fit(rng.normal(size=1000))
+    back = an.Threshold.from_dict(fitted.to_dict())
+    assert back.threshold_ == fitted.threshold_ and back.spec == fitted.spec and back == fitted
+
+
+def test_calibrator_p_values_are_conformal(rng: np.random.Generator) -> None:
+    cal = rng.normal(size=99)
+    c = an.scoring.Calibrator(cal)
+    new = rng.normal(size=20)
+    np.testing.assert_array_equal(c.p_values(new), conformal_p_values(cal, new))
+    assert c.p_values([np.inf])[0] == 1 / 100 and c.p_values([-np.inf])[0] == 1.0

@@ -89,3 +89,28 @@ def test_spot_errors() -> None:
         SPOT(level=0.99).fit(np.arange(100.0))
     with pytest.raises(an.ThresholdError, match="not initialised"):
         SPOT().run(np.ones(3))
+
+
+def test_find_runs_is_the_one_run_finder() -> None:
+    from anomalia._core import find_runs
+    from anomalia.metrics import ranges
+
+    runs = find_runs([0, 1, 1, 0, 0, 1, 0, 1])
+    assert runs.tolist() == [[1, 3], [5, 6], [7, 8]] and runs.dtype == np.int64 and runs.shape == (3, 2)
+    assert find_runs(np.ones(4, bool)).tolist() == [[0, 4]]
+    assert find_runs(np.zeros(4)).shape == (0, 2) and find_runs([]).shape == (0, 2)
+    assert find_runs([0, 2, 2, 0]).tolist() == [[1, 3]]  # truth value, not the int8 cast
+    assert ranges is find_runs
+    with pytest.raises(an.InputError, match="1-D"):
+        find_runs(np.ones((2, 2)))
+
+
+def test_spot_is_a_threshold_and_its_stream_state_carries_over() -> None:
+    e = _errors()
+    spot = SPOT(risk=1e-3, level=0.9, refit_every=20).fit(e[:1000])
+    assert isinstance(spot, an.Threshold) and spot.streaming and spot.spec == "spot:0.001"
+    once = SPOT(risk=1e-3, level=0.9, refit_every=20).fit(e[:1000]).run(e[1000:])
+    parts = [spot.run(e[1000:2000]), spot.run(e[2000:])]
+    np.testing.assert_array_equal(np.concatenate([p.flags for p in parts]), once.flags)
+    np.testing.assert_array_equal(np.concatenate([p.thresholds for p in parts]), once.thresholds)
+    assert spot.peaks_.size == len(spot.state_.peaks) and spot.n_ == spot.state_.n

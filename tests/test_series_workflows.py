@@ -89,12 +89,12 @@ def test_workflow_keeps_options_with_the_model(files) -> None:
         time_column="ts",
         params={"epochs": 2, "window": 8, "fill": "interpolate"},
     )
-    assert res.step == str(pd.Timedelta("1min")) and res.n_channels == 2
+    assert res.step == str(pd.Timedelta("1min")) and res.n_features == 2
     gappy = series_frame(spike=400)
     gappy.loc[10, "mem"] = np.nan  # filled as the saved option says
     gappy.to_csv(files / "gappy.csv", index=False)
     s = score_series(files / "m2", files / "gappy.csv")
-    assert s.scores.shape == (500,) and np.isfinite(s.scores).all()
+    assert s.score.shape == (500,) and np.isfinite(s.score).all()
     ev = evaluate_series_file(files / "m2", files / "test.parquet", label_column="label")
     assert ev.metrics["event_events"] == 1 and "pa_f1" in ev.metrics
     assert ev.top_rows[0].row == 400

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from anomalia import BundleError, InputError, ParameterError, SchemaError
-from anomalia.workflows import (
-    PREPROCESS,
-    evaluate_file,
-    fit_file,
-    load_model,
-    parse_params,
-    score_file,
-)
+from anomalia import BundleError, InputError, ParameterError, SchemaError, read_manifest
+from anomalia.model import load_model
+from anomalia.workflows import evaluate_file, fit_file, parse_params, score_file
 
 from tabular_files import FAST, mixed_frame, write
 
@@ -36,8 +28,10 @@ def test_fit_keeps_labelled_anomalies_out_and_saves_the_encoding(fitted):
     assert result.n_train + result.n_calibration == 360
     assert result.n_features == 7 and result.n_input_columns == 5
     assert result.epochs == 3 and len(result.history) == 1
-    state = json.loads((tmp / "model" / PREPROCESS).read_text())
-    assert [c["name"] for c in state["columns"]] == ["a", "b", "color", "ok", "c"]
+    state = read_manifest(tmp / "model")["preprocess"]  # one manifest: the encoding is inside it
+    assert state["kind"] == "table"
+    assert [c["name"] for c in state["encoder"]["columns"]] == ["a", "b", "color", "ok", "c"]
+    assert sorted(p.name for p in (tmp / "model").iterdir()) == ["anomalia.json", "weights.safetensors"]
     model = load_model(tmp / "model")
     assert model.feature_names == result.model.feature_names
 

@@ -1,7 +1,14 @@
-"""Saved models: a folder with ``anomalia.json`` (the manifest) and ``weights.safetensors``.
+"""The model-folder format: one manifest ``anomalia.json`` and one ``weights.safetensors``, written together.
 
-No pickle anywhere: loading reads JSON and raw tensors, rebuilds the detector from its registered name and
-parameters, and checks every tensor against the manifest before use.
+This module knows the format, not the models: it writes a JSON manifest (any sections the caller gives,
+plus the format version, the package version, a creation time, a model version and the weights' checksum
+and tensor table) and a dict of named numpy arrays, and reads them back checked. No pickle anywhere:
+loading reads JSON and raw tensors and runs no code from the folder.
+
+Writing is atomic: both files go to a new sibling folder that then takes the place of the old one, so a
+reader sees the old model or the new one, never half of each. Folders written by anomalia 0.1 (format 1:
+``preprocess.json`` / ``images.json`` beside the manifest, rows kept as buffers) are read and translated to
+the current layout (:func:`read`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import shutil
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -18,35 +27,25 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from ._core import BundleError, Schema, check_is_fitted
-from .detectors import BaseDetector, get_detector
-from .scoring import Threshold
+from ._core import BundleError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format versions :func:`read` understands (1 = anomalia 0.1, translated on reading).
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "anomalia.json"
 WEIGHTS = "weights.safetensors"
+#: Files a model folder may hold; anything else makes :func:`write` refuse to replace the folder.
+OWN_FILES = (MANIFEST, WEIGHTS, "preprocess.json", "images.json")
 
 
-def _package_version() -> str:
+def package_version() -> str:
     try:
         return version("anomalia")
     except PackageNotFoundError:  # running from a source tree
         return "0+unknown"
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Threshold):
-        return value.spec
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.random.Generator):
-        return None
-    return value
-
-
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -54,60 +53,82 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save(detector: BaseDetector, path: str | Path) -> Path:
-    """Write a fitted detector to the folder ``path`` (created if needed); returns the folder."""
-    check_is_fitted(detector)
-    folder = Path(path)
+def _fsync(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+
+
+def _check_target(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise BundleError(f"cannot save to {folder}: it is a file; give a folder path")
-    folder.mkdir(parents=True, exist_ok=True)
-    meta, arrays = detector._get_state()
-    arrays = {
-        **arrays,
-        "buffer.replay": detector.replay_,
-        "buffer.calibration_rows": detector.calibration_rows_,
-    }
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    tmp = folder / (WEIGHTS + ".tmp")
-    save_file(arrays, str(tmp))
-    digest = _sha256(tmp)
-    os.replace(tmp, folder / WEIGHTS)
-    threshold = detector.threshold_
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "anomalia_version": _package_version(),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "detector": detector.name,
-        "params": {k: _jsonable(v) for k, v in detector.get_params(deep=False).items()},
-        "schema": detector.schema_.to_dict(),
-        "state": meta,
-        "training": {
-            "n_train_rows": detector.n_train_rows_,
-            "n_updates": detector.n_updates_,
-            "seed": detector.seed_,
-        },
-        "calibration_scores": detector.calibration_scores_.tolist(),
-        "threshold": None if threshold is None else threshold.to_dict(),
-        "weights": {
-            "file": WEIGHTS,
-            "sha256": digest,
-            "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
-        },
-    }
-    tmp_manifest = folder / (MANIFEST + ".tmp")
-    tmp_manifest.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp_manifest, folder / MANIFEST)
-    return folder
+    if folder.is_dir():
+        other = sorted(p.name for p in folder.iterdir() if p.name not in OWN_FILES)
+        if other:
+            raise BundleError(
+                f"cannot save a model to {folder}: the folder holds other files ({', '.join(other[:5])}); "
+                "give a new or empty folder, or a model folder to replace"
+            )
 
 
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest of a saved model, checked for format version."""
-    folder = Path(path)
-    file = folder / MANIFEST
-    if not folder.exists():
-        raise BundleError(f"no saved model at {folder}: the folder does not exist")
+def write(folder: str | Path, sections: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Write ``sections`` (JSON-able) and ``arrays`` as a model folder at ``folder``; returns the manifest.
+
+    The manifest gets ``format_version``, ``anomalia_version``, ``created``, ``version`` (a model version:
+    creation time and the start of the weights' checksum) and ``weights`` (file, sha256, tensor table).
+    """
+    target = Path(folder)
+    _check_target(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        save_file(arrays, str(tmp / WEIGHTS))
+        digest = sha256(tmp / WEIGHTS)
+        created = _dt.datetime.now(_dt.UTC)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "anomalia_version": package_version(),
+            "created": created.isoformat(timespec="seconds"),
+            "version": f"{created:%Y%m%dT%H%M%S}-{digest[:8]}",
+            **sections,
+            "weights": {
+                "file": WEIGHTS,
+                "sha256": digest,
+                "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+            },
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        for name in (WEIGHTS, MANIFEST):
+            _fsync(tmp / name)
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Put the folder ``tmp`` at ``target``: one rename, or two when a model is there already."""
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    if not target.exists():
+        os.rename(tmp, target)
+        return
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(target, old)
+    os.rename(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a model folder, checked for a readable format version (0.1's is translated)."""
+    path = Path(folder)
+    file = path / MANIFEST
+    if not path.exists():
+        raise BundleError(f"no saved model at {path}: the folder does not exist")
     if not file.is_file():
-        raise BundleError(f"{folder} is not a saved anomalia model: it has no {MANIFEST}")
+        raise BundleError(f"{path} is not a saved anomalia model: it has no {MANIFEST}")
     try:
         manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -115,34 +136,33 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise BundleError(f"{file} does not hold a manifest object; the model folder is damaged")
     fmt = manifest.get("format_version")
-    if fmt != FORMAT_VERSION:
+    if fmt not in READABLE_VERSIONS:
         raise BundleError(
-            f"{folder} was saved in format version {fmt!r}, but this anomalia ({_package_version()}) reads format "
-            f"{FORMAT_VERSION}; load it with the anomalia version that wrote it "
-            f"({manifest.get('anomalia_version', 'unknown')}) and refit, or save it again"
+            f"{path} was saved in format version {fmt!r}, but this anomalia ({package_version()}) reads formats "
+            f"{list(READABLE_VERSIONS)}; load it with the anomalia version that wrote it "
+            f"({manifest.get('anomalia_version', 'unknown')}) and re-fit, or save it again"
         )
-    return manifest
+    return _upgrade_v1(manifest, path) if fmt == 1 else manifest
 
 
-def load(path: str | Path) -> BaseDetector:
-    """Load a detector saved with :func:`save`; its scores are identical to the saved one's."""
-    folder = Path(path)
-    m = read_manifest(folder)
+def read(folder: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The manifest and the arrays of a model folder, every tensor checked against the manifest."""
+    path = Path(folder)
+    manifest = read_manifest(path)
     try:
-        cls = get_detector(m["detector"])
-        weights_info = m["weights"]
-        weights = folder / weights_info["file"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"{folder / MANIFEST} is incomplete or names an unknown detector: {exc}") from None
+        info = manifest["weights"]
+        weights = path / info["file"]
+        expected = info["tensors"]
+    except (KeyError, TypeError) as exc:
+        raise BundleError(f"{path / MANIFEST} is incomplete ({exc!r} missing); save the model again") from None
     if not weights.is_file():
-        raise BundleError(f"{folder} has no weights file {weights.name}; the model folder is incomplete, save it again")
-    if _sha256(weights) != weights_info.get("sha256"):
+        raise BundleError(f"{path} has no weights file {weights.name}; the model folder is incomplete, save it again")
+    if sha256(weights) != info.get("sha256"):
         raise BundleError(f"{weights} is corrupted: its checksum does not match the manifest; save the model again")
     try:
         arrays = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise BundleError(f"{weights} could not be read as safetensors ({exc}); save the model again") from None
-    expected = weights_info.get("tensors", {})
     if set(arrays) != set(expected):
         raise BundleError(
             f"{weights} holds tensors {sorted(set(arrays) ^ set(expected))[:5]} that differ from the manifest; "
@@ -152,24 +172,53 @@ def load(path: str | Path) -> BaseDetector:
         if list(v.shape) != expected[k]["shape"] or str(v.dtype) != expected[k]["dtype"]:
             got = f"{list(v.shape)} {v.dtype}"
             raise BundleError(f"tensor {k!r} in {weights} is {got}; the manifest says {expected[k]}")
-    # JSON has no tuples: every list-valued parameter (layer sizes, ...) was a tuple when saved
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in m["params"].items()}
+    return manifest, arrays
+
+
+# ---------------------------------------------------------------------------------------------- format 1 (0.1)
+def _side_file(path: Path, name: str) -> Any:
+    file = path / name
+    if not file.is_file():
+        return None
     try:
-        det = cls(**params)
-        det.schema_ = Schema.from_dict(m["schema"])
-        det.n_features_in_ = det.schema_.n_features
-        if det.schema_.columns is not None:
-            det.feature_names_in_ = np.asarray(det.schema_.columns, dtype=object)
-        det.seed_ = int(m["training"]["seed"])
-        det.n_train_rows_ = int(m["training"]["n_train_rows"])
-        det.n_updates_ = int(m["training"]["n_updates"])
-        det.replay_ = arrays["buffer.replay"]
-        det.calibration_rows_ = arrays["buffer.calibration_rows"]
-        det.calibration_scores_ = np.asarray(m["calibration_scores"], dtype=np.float64)
-        det.threshold_ = None if m["threshold"] is None else Threshold.from_dict(m["threshold"])
-        det._set_state(m["state"], arrays)
-    except BundleError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise BundleError(f"the weights in {folder} do not match the manifest's model: {exc}") from None
-    return det
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{file} is not valid JSON ({exc}); the model folder is damaged, fit again") from None
+
+
+def _upgrade_v1(m: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A 0.1 manifest in the current layout (weights keep their 0.1 names; :func:`read` checks them)."""
+    try:
+        training = m["training"]
+        detector = {
+            "name": m["detector"],
+            "params": m["params"],
+            "schema": m["schema"],
+            "training": {
+                "seed": training["seed"],
+                "n_train_rows": training["n_train_rows"],
+                "n_updates": training["n_updates"],
+            },
+            "calibration": {"scores": m["calibration_scores"]},
+            "threshold": m["threshold"],
+            "state": m["state"],
+        }
+    except (KeyError, TypeError) as exc:
+        raise BundleError(
+            f"{path} was written by anomalia 0.1 and its manifest is incomplete ({exc!r} missing); re-fit the model "
+            "with `anomalia fit` (or detector.fit(...).save(...))"
+        ) from None
+    preprocess = None
+    if (encoder := _side_file(path, "preprocess.json")) is not None:
+        preprocess = {"kind": "table", "encoder": encoder}
+    elif (images := _side_file(path, "images.json")) is not None:
+        preprocess = {"kind": "images", **images}
+    created = str(m.get("created", ""))
+    digest = str(m.get("weights", {}).get("sha256", ""))
+    return {
+        **{k: m[k] for k in ("anomalia_version", "created", "weights") if k in m},
+        "format_version": 1,
+        "version": f"{created.replace('-', '').replace(':', '')[:15]}-{digest[:8]}",
+        "detector": detector,
+        "preprocess": preprocess,
+    }

@@ -1,4 +1,4 @@
-"""Exceptions, input validation, random generators and argument rules; depends on numpy only."""
+"""Exceptions, input validation, random generators, argument rules and run-finding; depends on numpy only."""
 
 from .exceptions import (
     AnomaliaError,
@@ -11,6 +11,7 @@ from .exceptions import (
     ThresholdError,
 )
 from .random import RandomState, check_random_state, child_seed
+from .runs import find_runs
 from .validation import (
     MIN_FIT_ROWS,
     Schema,
@@ -42,4 +43,5 @@ __all__ = [
     "check_random_state",
     "check_schema",
     "child_seed",
+    "find_runs",
 ]

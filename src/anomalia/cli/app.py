@@ -29,7 +29,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-#: The keys a run file (``--config run.yaml``) may hold: the flags of ``anomalia fit``.
+#: The keys a run file (``--config run.yaml``) may hold: the flags of ``anomalia fit`` (``set`` = ``--set``).
 FIT_KEYS = (
     "data",
     "model",
@@ -42,6 +42,8 @@ FIT_KEYS = (
     "drop",
     "out",
     "seed",
+    "time_column",
+    "image_size",
 )
 
 
@@ -126,7 +128,9 @@ def _row_progress(label: str) -> tuple[_Live, Any]:
 # ------------------------------------------------------------------------------------------------ fit
 @app.command()
 def fit(
-    data: str | None = typer.Argument(None, help="CSV or Parquet file of (mostly) normal records."),
+    data: str | None = typer.Argument(
+        None, help="CSV or Parquet file of (mostly) normal records or a series, or an image folder (train/good/)."
+    ),
     model: str | None = typer.Option(None, "--model", "-m", help="Detector name (see `anomalia models`)."),
     set_: Annotated[list[str] | None, typer.Option("--set", help="Detector argument key=value (repeatable).")] = None,
     label_column: str | None = typer.Option(
@@ -134,7 +138,7 @@ def fit(
     ),
     threshold: str | None = typer.Option(
         None,
-        help="false-alarm:0.01 (default) | quantile:0.99 | pot:1e-4 | best-f1 | precision:0.9 | recall:0.9",
+        help="false-alarm:0.01 (default) | quantile:0.99 | pot:1e-4 | spot:1e-3 | best-f1 | precision:0.9 | recall:0.9",
     ),
     contaminated: bool = typer.Option(
         False,
@@ -157,9 +161,9 @@ def fit(
         "other columns, in file order.",
     ),
 ) -> None:
-    """Learn normal behaviour from a CSV or Parquet file, or an image folder (train/good/), and save the model."""
+    """Learn normal behaviour from a table or series file, or an image folder, and save the model folder."""
     from ..detectors import get_detector
-    from ..workflows import fit_file, load_run_file, parse_params
+    from ..workflows import choose_detector, fit, load_run_file, parse_params
 
     given = {
         "data": data,
@@ -173,25 +177,43 @@ def fit(
         "drop": drop or None,
         "out": out,
         "seed": seed,
+        "time_column": time_column,
+        "image_size": image_size,
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
-    opts = {k: v if v is not None else run.get(k) for k, v in given.items()}
+    opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
     if opts["data"] is None:
-        raise InputError("no data file: give DATA (or 'data:' in the run file)")
+        raise InputError("no data: give DATA (or 'data:' in the run file)")
     if opts["out"] is None:
         raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
-    from ..workflows.images import is_image_data
-    from ..workflows.series import DEFAULT_SERIES_MODEL, is_series_model
-
-    images = is_image_data(opts["data"])
-    series = not images and (time_column is not None or (opts["model"] is not None and is_series_model(opts["model"])))
-    name = opts["model"] or ("conv-autoencoder" if images else DEFAULT_SERIES_MODEL if series else "autoencoder")
-    params = parse_params(name, opts["set"])
-    epochs = params.get("epochs", get_detector(name)().get_params().get("epochs"))
     drop_cols = opts["drop"] or []
-    if isinstance(drop_cols, str):
-        drop_cols = [drop_cols]
+    name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"])
+    epochs = parse_params(name, opts["set"]).get("epochs", get_detector(name)().get_params().get("epochs"))
+    progress, on_epoch, live, task = _epoch_progress(name, epochs)
+    with live:
+        result = fit(
+            str(opts["data"]),
+            out=str(opts["out"]),
+            model=opts["model"],
+            params=opts["set"],
+            label_column=opts["label_column"],
+            threshold=opts["threshold"],
+            contaminated=bool(opts["contaminated"]),
+            impute=opts["impute"],
+            max_categories=int(opts["max_categories"] or 50),
+            drop=[drop_cols] if isinstance(drop_cols, str) else list(drop_cols),
+            time_column=opts["time_column"],
+            image_size=_image_size(opts["image_size"]),
+            seed=0 if opts["seed"] is None else int(opts["seed"]),
+            callback=on_epoch if epochs else None,
+        )
+        if live.started:
+            progress.update(task, completed=result.epochs, total=result.epochs)
+    title = "Fitted series model" if result.kind == "series" else "Fitted model"
+    console.print(_kv_table(title, _fit_rows(result, bool(opts["label_column"]))))
 
+
+def _epoch_progress(name: str, epochs: int | None) -> tuple[Progress, Any, _Live, Any]:
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[bold]training {task.fields[name]}"),
@@ -202,7 +224,6 @@ def fit(
         console=err_console,
     )
     task = progress.add_task("fit", total=epochs or 1, name=name, loss="")
-
     live = _Live(progress)
 
     def on_epoch(epoch: int, train_loss: float, val_loss: float | None) -> None:
@@ -210,134 +231,62 @@ def fit(
         loss = f"loss {train_loss:.4f}" + (f" · val {val_loss:.4f}" if val_loss is not None else "")
         progress.update(task, completed=epoch, loss=loss)
 
-    if images:
-        with live:
-            _fit_images(opts, name, params, image_size, on_epoch if epochs else None)
-        return
-    if series:
-        with live:
-            _fit_series(opts, name, params, time_column, drop_cols, on_epoch if epochs else None)
-        return
-    with live:
-        result = fit_file(
-            opts["data"],
-            out=opts["out"],
-            model=name,
-            params=params,
-            label_column=opts["label_column"],
-            threshold=opts["threshold"],
-            contaminated=bool(opts["contaminated"]),
-            impute=opts["impute"],
-            max_categories=int(opts["max_categories"] or 50),
-            drop=drop_cols,
-            seed=0 if opts["seed"] is None else int(opts["seed"]),
-            callback=on_epoch if epochs else None,
-        )
-        if live.started:
-            progress.update(task, completed=result.epochs, total=result.epochs)
-    hist = result.history[-1] if result.history else {}
+    return progress, on_epoch, live, task
+
+
+def _fit_rows(result: Any, labelled: bool) -> list[tuple[str, Any]]:
+    """The fit summary: what was read, trained on and held out, the threshold, where the model went."""
+    kind = result.kind
+    if kind == "series":
+        data = f"{result.data} ({result.n_rows:,} steps × {result.n_features} channels, step {result.step})"
+        trained, held = f"the first {result.n_train:,} steps", f"the last {result.n_calibration:,} steps"
+    elif kind == "images":
+        data = f"{result.data} ({result.n_rows:,} normal images of shape {result.image_shape})"
+        trained, held = f"{result.n_train:,} images", f"{result.n_calibration:,} images"
+    else:
+        data = f"{result.data} ({result.n_rows:,} rows)"
+        trained, held = f"{result.n_train:,} normal rows", f"{result.n_calibration:,} normal rows"
     rows: list[tuple[str, Any]] = [
-        ("detector", name),
-        ("data", f"{result.data} ({result.n_rows:,} rows)"),
-        ("trained on", f"{result.n_train:,} normal rows"),
-        ("held out for calibration", f"{result.n_calibration:,} normal rows"),
+        ("detector", result.detector),
+        ("data", data),
+        ("trained on", trained),
+        ("held out for calibration", held),
     ]
-    if opts["label_column"]:
+    if labelled and kind == "table":
         rows.append(("labelled anomalies (not trained on)", result.n_excluded_anomalies))
-    rows += [("input columns → features", f"{result.n_input_columns} → {result.n_features}")]
-    if hist:
-        rows += [
-            ("epochs", f"{result.epochs} (kept epoch {hist.get('best_epoch')})"),
-            (
-                "final loss (train / held-out)",
-                f"{_fmt(hist['train_loss'][-1], 4)} / {_fmt((hist['val_loss'] or [None])[-1], 4)}",
-            ),
-        ]
-    rows += [
-        ("threshold", f"{result.threshold} → score > {_fmt(result.threshold_value, 4)}"),
-        ("seconds", result.seconds),
-        ("saved to", str(result.path)),
-    ]
-    console.print(_kv_table("Fitted model", rows))
-
-
-def _fit_series(
-    opts: dict[str, Any], name: str, params: dict[str, Any], time_column: str | None, drop: list[str], cb: Any
-) -> None:
-    from ..workflows.series import fit_series_file
-
-    result = fit_series_file(
-        opts["data"],
-        out=opts["out"],
-        model=name,
-        params=params,
-        time_column=time_column,
-        threshold=opts["threshold"],
-        drop=[*drop, *([opts["label_column"]] if opts["label_column"] else [])],
-        seed=0 if opts["seed"] is None else int(opts["seed"]),
-        callback=cb,
-    )
+    if kind == "table":
+        rows.append(("input columns → features", f"{result.n_input_columns} → {result.n_features}"))
     hist = result.history[-1] if result.history else {}
-    rows: list[tuple[str, Any]] = [
-        ("detector", name),
-        ("data", f"{result.data} ({result.n_steps:,} steps × {result.n_channels} channels, step {result.step})"),
-        ("trained on", f"the first {result.n_train:,} steps"),
-        ("held out for calibration", f"the last {result.n_calibration:,} steps"),
-    ]
     if hist:
         rows.append(("epochs", f"{result.epochs} (kept epoch {hist.get('best_epoch')})"))
-    rows += [
-        ("threshold", f"{result.threshold} → score > {_fmt(result.threshold_value, 4)}"),
-        ("seconds", result.seconds),
-        ("saved to", str(result.path)),
-    ]
-    console.print(_kv_table("Fitted series model", rows))
+        if kind == "table":
+            final = f"{_fmt(hist['train_loss'][-1], 4)} / {_fmt((hist['val_loss'] or [None])[-1], 4)}"
+            rows.append(("final loss (train / held-out)", final))
+    rows.append(("threshold", f"{result.threshold} → score > {_fmt(result.threshold_value, 4)}"))
+    if result.validation:
+        v = result.validation
+        reached = f"precision {_fmt(v.get('precision'))}, recall {_fmt(v.get('recall'))}"
+        rows.append(("on the labelled validation set", reached))
+    rows += [("seconds", result.seconds), ("saved to", str(result.path))]
+    return rows
 
 
 def _image_size(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
-    h, sep, w = text.lower().partition("x")
+    h, sep, w = str(text).lower().partition("x")
     if not sep or not h.strip().isdigit() or not w.strip().isdigit():
         raise InputError(f"--image-size takes HEIGHTxWIDTH, e.g. 128x128; got {text!r}")
     return int(h), int(w)
-
-
-def _fit_images(opts: dict[str, Any], name: str, params: dict[str, Any], image_size: str | None, cb: Any) -> None:
-    from ..workflows.images import fit_image_folder
-
-    result = fit_image_folder(
-        opts["data"],
-        out=opts["out"],
-        model=name,
-        params=params,
-        size=_image_size(image_size),
-        threshold=opts["threshold"],
-        seed=0 if opts["seed"] is None else int(opts["seed"]),
-        callback=cb,
-    )
-    hist = result.history[-1] if result.history else {}
-    rows: list[tuple[str, Any]] = [
-        ("detector", name),
-        ("data", f"{result.data} ({result.n_images:,} normal images of shape {result.image_shape})"),
-        ("trained on", f"{result.n_train:,} images"),
-        ("held out for calibration", f"{result.n_calibration:,} images"),
-    ]
-    if hist:
-        rows.append(("epochs", f"{result.epochs} (kept epoch {hist.get('best_epoch')})"))
-    rows += [
-        ("threshold", f"{result.threshold} → score > {_fmt(result.threshold_value, 4)}"),
-        ("seconds", result.seconds),
-        ("saved to", str(result.path)),
-    ]
-    console.print(_kv_table("Fitted model", rows))
 
 
 # ------------------------------------------------------------------------------------------------ score
 @app.command()
 def score(
     model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder written by `anomalia fit`."),
-    data: str = typer.Argument(..., help="CSV or Parquet file to score (streamed: it may exceed memory)."),
+    data: str = typer.Argument(
+        ..., help="File to score (a table is streamed: it may exceed memory), or images for an image model."
+    ),
     out: str = typer.Option(..., "--out", "-o", help="Output file: .parquet or .csv."),
     explain: str = typer.Option(
         "flagged", help="Which rows get their top contributing features: flagged | all | none."
@@ -354,70 +303,34 @@ def score(
         None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
     ),
 ) -> None:
-    """Score every row of a file (score, p-value, flag, top contributing features), or every image of a folder."""
-    from ..workflows import score_file
-    from ..workflows.images import is_image_data, score_images
-
-    if is_image_data(data):
-        with console.status("scoring images"):
-            res = score_images(model_dir, data, out, heatmaps=heatmaps)
-        rows = [
-            ("images", res.n_images),
-            ("flagged", f"{res.n_flagged:,} ({res.n_flagged / max(res.n_images, 1):.2%}) at {res.threshold}"),
-            ("seconds", res.seconds),
-            ("images/s", f"{res.images_per_second:,.1f}"),
-            ("written to", str(res.out)),
-        ]
-        if res.heatmaps is not None:
-            rows.append(("heatmaps", str(res.heatmaps)))
-        console.print(_kv_table("Scored", rows))
-        return
-
-    from ..workflows.series import is_series_model_folder, score_series_file
-
-    if is_series_model_folder(model_dir):
-        with console.status("scoring the series"):
-            res = score_series_file(model_dir, data, out, top_k=top_k, keep=keep or ())
-        n, k = res.scores.size, int(res.flags.sum())
-        console.print(
-            _kv_table(
-                "Scored series",
-                [
-                    ("steps", n),
-                    ("flagged", f"{k:,} ({k / max(n, 1):.2%})"),
-                    ("seconds", res.seconds),
-                    ("written to", out),
-                ],
-            )
-        )
-        return
+    """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
+    from ..workflows import score
 
     live, update = _row_progress("scoring")
     with live:
-        result = score_file(
+        res = score(
             model_dir,
             data,
             out,
-            batch_rows=batch_rows,
             explain=explain,
             top_k=top_k,
             keep=keep or (),
-            progress=update,
+            batch_rows=batch_rows,
             threads=threads,
+            heatmaps=heatmaps,
+            progress=update,
         )
-    share = result.n_flagged / max(result.n_rows, 1)
-    console.print(
-        _kv_table(
-            "Scored",
-            [
-                ("rows", result.n_rows),
-                ("flagged", f"{result.n_flagged:,} ({share:.2%}) at {result.threshold}"),
-                ("seconds", result.seconds),
-                ("rows/s", f"{result.rows_per_second:,.0f}"),
-                ("written to", str(result.out)),
-            ],
-        )
-    )
+    unit = {"table": "rows", "series": "steps", "images": "images"}[res.kind]
+    rows = [
+        (unit, res.n_rows),
+        ("flagged", f"{res.n_flagged:,} ({res.n_flagged / max(res.n_rows, 1):.2%}) at {res.threshold}"),
+        ("seconds", res.seconds),
+        (f"{unit}/s", f"{res.rows_per_second:,.{1 if res.kind == 'images' else 0}f}"),
+        ("written to", str(res.out)),
+    ]
+    if res.heatmaps is not None:
+        rows.append(("heatmaps", str(res.heatmaps)))
+    console.print(_kv_table("Scored", rows))
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
@@ -443,6 +356,29 @@ def _operating_table(ev: Any) -> Table:
     return table
 
 
+def _print_evaluation(ev: Any) -> None:
+    """The metrics table, the pixel or series metrics where the evaluation has them, the operating points."""
+    console.print(_metrics_table(ev))
+    m = ev.metrics
+    pixel = [(k.replace("_", " "), m[k]) for k in ("pixel_roc_auc", "per_region_overlap") if k in m]
+    if pixel:
+        console.print(_kv_table("Pixel level (anomaly maps against the masks)", pixel))
+    if "point_f1" in m:
+        events = f"{_fmt(m['event_f1'])} ({int(m['event_found'])}/{int(m['event_events'])} events)"
+        console.print(
+            _kv_table(
+                "Time-series F1",
+                [
+                    ("point-wise", m["point_f1"]),
+                    ("event-wise", events),
+                    ("range-based", m["range_f1"]),
+                    ("point-adjusted (optimistic)", m["pa_f1"]),
+                ],
+            )
+        )
+    console.print(_operating_table(ev))
+
+
 @app.command()
 def evaluate(
     model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder written by `anomalia fit`."),
@@ -453,68 +389,20 @@ def evaluate(
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
 ) -> None:
     """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
-    from ..workflows import evaluate_file
-    from ..workflows.images import evaluate_image_folder, is_image_data
+    from ..workflows import evaluate
 
-    if is_image_data(data):
-        with console.status("evaluating images"):
-            ev = evaluate_image_folder(model_dir, data, target_precision=target_precision, target_recall=target_recall)
-        console.print(_metrics_table(ev))
-        pixel = [
-            (k.replace("_", " "), ev.metrics[k]) for k in ("pixel_roc_auc", "per_region_overlap") if k in ev.metrics
-        ]
-        if pixel:
-            console.print(_kv_table("Pixel level (anomaly maps against the masks)", pixel))
-        console.print(_operating_table(ev))
-        if report:
-            _write_report(ev, report)
-        return
-    if label_column is None:
-        raise InputError("--label-column is needed to evaluate a file: the column with 1 = anomaly, 0 = normal")
-    from ..workflows.series import evaluate_series_file, is_series_model_folder
-
-    if is_series_model_folder(model_dir):
-        with console.status("evaluating the series"):
-            ev = evaluate_series_file(
-                model_dir,
-                data,
-                label_column=label_column,
-                target_precision=target_precision,
-                target_recall=target_recall,
-            )
-        console.print(_metrics_table(ev))
-        if "point_f1" in ev.metrics:
-            m = ev.metrics
-            console.print(
-                _kv_table(
-                    "Time-series F1",
-                    [
-                        ("point-wise", m["point_f1"]),
-                        (
-                            "event-wise",
-                            f"{_fmt(m['event_f1'])} ({int(m['event_found'])}/{int(m['event_events'])} events)",
-                        ),
-                        ("range-based", m["range_f1"]),
-                        ("point-adjusted (optimistic)", m["pa_f1"]),
-                    ],
-                )
-            )
-        console.print(_operating_table(ev))
-        if report:
-            _write_report(ev, report)
-        return
     live, update = _row_progress("evaluating")
     with live:
-        ev = evaluate_file(
+        ev = evaluate(
             model_dir,
             data,
             label_column=label_column,
             target_precision=target_precision,
             target_recall=target_recall,
+            require_labels=True,
             progress=update,
         )
-    console.print(_metrics_table(ev))
-    console.print(_operating_table(ev))
+    _print_evaluation(ev)
     if report:
         _write_report(ev, report)
 
@@ -530,39 +418,18 @@ def _write_report(ev: Any, path: str) -> None:
 @app.command()
 def report(
     model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder written by `anomalia fit`."),
-    data: str = typer.Argument(..., help="CSV or Parquet file to report on."),
+    data: str = typer.Argument(..., help="File (or image folder) to report on."),
     out: str = typer.Option("report.html", "--out", "-o", help="HTML file to write."),
     label_column: str | None = typer.Option(None, help="Column with 1 = anomaly, 0 = normal (enables the curves)."),
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
 ) -> None:
     """Write a self-contained HTML report: score distributions, curves, thresholds, top anomalies."""
-    from ..workflows import evaluate_file
-    from ..workflows.images import evaluate_image_folder, is_image_data
-
-    if is_image_data(data):
-        with console.status("evaluating images"):
-            ev = evaluate_image_folder(model_dir, data, target_precision=target_precision, target_recall=target_recall)
-        console.print(_metrics_table(ev))
-        _write_report(ev, out)
-        return
-    from ..workflows.series import evaluate_series_file, is_series_model_folder
-
-    if is_series_model_folder(model_dir):
-        with console.status("scoring the series"):
-            ev = evaluate_series_file(
-                model_dir,
-                data,
-                label_column=label_column,
-                target_precision=target_precision,
-                target_recall=target_recall,
-            )
-        _write_report(ev, out)
-        return
+    from ..workflows import evaluate
 
     live, update = _row_progress("scoring")
     with live:
-        ev = evaluate_file(
+        ev = evaluate(
             model_dir,
             data,
             label_column=label_column,
@@ -601,12 +468,14 @@ def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folde
 
     i = model_info(model_dir)
     schema = i["schema"]
+    kind = i["input_kind"]
     cols = schema.get("columns") or []
     thr = i["threshold"] or {}
     train = i["training"]
     rows: list[tuple[str, Any]] = [
         ("folder", i["path"]),
-        ("detector", i["detector"]),
+        ("name · version", f"{i['name']} · {i['version']}"),
+        ("detector", f"{i['detector']} ({kind})"),
         ("parameters", ", ".join(f"{k}={v}" for k, v in sorted(i["params"].items()) if v is not None)),
         ("features", f"{schema.get('n_features')}: {', '.join(map(str, cols[:12]))}{' ...' if len(cols) > 12 else ''}"),
         ("threshold", f"{thr.get('spec', '—')} → score > {_fmt(thr.get('threshold'), 4)}"),
@@ -622,6 +491,8 @@ def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folde
             ("one-hot columns", ", ".join(pre["one_hot_columns"]) or "none"),
             ("missing values", pre["impute"]),
         ]
+    if i["images"]:
+        rows.append(("images read as", f"{i['images']['mode']}, {i['images']['size'][0]}x{i['images']['size'][1]}"))
     rows += [
         ("created", i["created"]),
         ("anomalia version", i["anomalia_version"]),

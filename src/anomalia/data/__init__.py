@@ -2,7 +2,15 @@
 time series (checked time axis, sliding windows), and images (files, MVTec-AD-layout folders)."""
 
 from .encoder import MAX_CATEGORIES, ColumnCode, TabularEncoder, as_arrow
-from .images import ImageFolder, read_image_folder, read_images, read_masks
+from .images import (
+    IMAGE_SUFFIXES,
+    ImageFolder,
+    ImageReading,
+    is_image_folder,
+    read_image_folder,
+    read_images,
+    read_masks,
+)
 from .labels import as_labels
 from .readers import (
     BATCH_ROWS,
@@ -20,10 +28,12 @@ from .windows import WARMUP_SCORE, n_windows, per_step, sliding_windows
 __all__ = [
     "BATCH_ROWS",
     "FILL_OPTIONS",
+    "IMAGE_SUFFIXES",
     "MAX_CATEGORIES",
     "WARMUP_SCORE",
     "ColumnCode",
     "ImageFolder",
+    "ImageReading",
     "Series",
     "TabularEncoder",
     "as_arrow",
@@ -31,6 +41,7 @@ __all__ = [
     "check_columns",
     "check_step",
     "count_rows",
+    "is_image_folder",
     "iter_batches",
     "n_windows",
     "per_step",

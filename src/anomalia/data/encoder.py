@@ -291,6 +291,22 @@ class TabularEncoder:
             raise InputError("the saved preprocessing names an unknown column kind; refit the model")
         return enc
 
+    @classmethod
+    def pass_through(cls, columns: Sequence[str]) -> TabularEncoder:
+        """A fitted encoder that reads the numeric ``columns`` as they are (a detector fitted on a DataFrame)."""
+        enc = cls(max_categories=1)
+        enc.columns_ = [ColumnCode(str(c), "numeric") for c in columns]
+        return enc
+
+    def group_shares(self, shares: np.ndarray) -> np.ndarray:
+        """Feature shares (n, n_features) summed per input column (a one-hot group adds up)."""
+        groups = self.groups
+        if groups.size == len(self.columns_):
+            return shares
+        out = np.zeros((shares.shape[0], len(self.columns_)), dtype=shares.dtype)
+        np.add.at(out.T, groups, shares.T)
+        return out
+
     def summary(self) -> dict[str, Any]:
         """Counts for display: input columns, encoded features, one-hot columns, imputation."""
         self._check_fitted()

@@ -150,6 +150,12 @@ class ImageFolder:
         return tuple(self.train.shape[1:])  # type: ignore[return-value]
 
 
+def is_image_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder in the MVTec AD layout (it has ``train/good/``): its layout, not merely
+    being a folder (a partitioned Parquet dataset is a folder too)."""
+    return (Path(path) / "train" / NORMAL_KIND).is_dir()
+
+
 def _mask_path(root: Path, kind: str, image: Path) -> Path | None:
     folder = root / "ground_truth" / kind
     for candidate in (f"{image.stem}_mask{image.suffix}", f"{image.stem}_mask.png", image.name, f"{image.stem}.png"):
@@ -215,3 +221,32 @@ def read_image_folder(
             masks[i] = read_masks([mp], size=size_)[0]
         out.masks = masks
     return out
+
+
+@dataclass(frozen=True)
+class ImageReading:
+    """How a model reads image files: the size (height, width) every image is resized to, and gray or RGB.
+
+    Saved in the model's manifest, so scoring reads new images the way the training images were read.
+    """
+
+    size: tuple[int, int]
+    mode: str
+
+    @classmethod
+    def of(cls, images: np.ndarray) -> ImageReading:
+        """The reading of uint8 (n, C, H, W) images as :func:`read_images` gave them."""
+        return cls((int(images.shape[2]), int(images.shape[3])), "L" if images.shape[1] == 1 else "RGB")
+
+    def read(self, paths: Sequence[str | Path]) -> np.ndarray:
+        return read_images(paths, size=self.size, mode=self.mode)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": "images", "size": list(self.size), "mode": self.mode}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> ImageReading:
+        size = d["size"]
+        if not isinstance(size, list | tuple) or len(size) != 2 or d.get("mode") not in MODES:
+            raise InputError(f"the saved image reading {d!r} is damaged; fit the model again")
+        return cls((int(size[0]), int(size[1])), str(d["mode"]))

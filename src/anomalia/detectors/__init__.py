@@ -1,4 +1,4 @@
-"""The public detectors and their registry."""
+"""The public estimators, their registry, saving and loading (:func:`load`), and the per-stream state."""
 
 from .autoencoder import AutoEncoder
 from .base import BaseDetector, normalise_shares
@@ -10,8 +10,10 @@ from .iforest import IsolationForest
 from .image import ImageDetector
 from .lstm_autoencoder import LSTMAutoEncoder
 from .pca import PCA
+from .persist import load, save
 from .registry import detector_names, get_detector, make_detector, register
 from .series import SeriesDetector
+from .stream_state import StreamState
 from .vae import VAE
 from .windowed import WindowAutoEncoder, WindowVAE
 
@@ -29,11 +31,14 @@ __all__ = [
     "LSTMAutoEncoder",
     "LSTMForecaster",
     "SeriesDetector",
+    "StreamState",
     "WindowAutoEncoder",
     "WindowVAE",
     "detector_names",
     "get_detector",
+    "load",
     "make_detector",
     "normalise_shares",
     "register",
+    "save",
 ]

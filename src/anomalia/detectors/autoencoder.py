@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
+
 import torch
 from torch import nn
 
-from .._core import RandomState
 from .._core.params import int_tuple, options
 from ..nn import DenseAutoEncoder
-from ..scoring import Threshold
 from .deep import DEEP_RULES, DeepDetector
 from .registry import register
 
@@ -23,55 +23,25 @@ class AutoEncoder(DeepDetector):
         Encoder layer sizes; the last is the code. The decoder mirrors them. None (default) means (64, 32),
         with the code narrowed to ``n_features // 4`` (at least 2) when ``contamination`` is set: a network
         wider than its input can learn to reconstruct the anomalies hidden in contaminated training data.
+    dropout : float
+        Dropout after every hidden layer.
     contamination : float, optional
         Share of anomalies the training data may hold. When set, training leaves that share of the
         highest-loss rows of each batch out of the gradient (``robust``) and the default threshold flags
         that share of held-out data.
-    robust : bool, optional
-        Force the trimmed (robust) loss on or off; None = on exactly when ``contamination`` is set.
-    threshold : str or Threshold, optional
-        Decision rule, e.g. ``"false-alarm:0.01"`` (default), ``"pot:1e-4"``, ``"best-f1"``.
-    calibration_fraction : float
-        Share of the normal data held out (at most 5,000 rows) for conformal calibration.
-    validation_fraction : float
-        Share of the remaining rows used for early stopping.
+
+    The keyword-only arguments shared by every deep detector (``epochs=100``, ``batch_size=256``,
+    ``lr=1e-3``, ``weight_decay=1e-5``, ``patience=10``, ``robust``, ``validation_fraction=0.1``,
+    ``device``) are described in :class:`~anomalia.detectors.DeepDetector`; ``threshold``,
+    ``calibration_fraction``, ``keep_rows`` and ``random_state`` in :class:`~anomalia.BaseDetector`.
     """
 
     parameter_rules = {**DEEP_RULES, "hidden": [int_tuple(), options(None)]}
     test_params = {"hidden": (8, 4), "epochs": 3, "batch_size": 64}
 
-    def __init__(
-        self,
-        hidden: tuple[int, ...] | None = None,
-        *,
-        dropout: float = 0.0,
-        epochs: int = 100,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        patience: int = 10,
-        contamination: float | None = None,
-        robust: bool | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        validation_fraction: float = 0.1,
-        device: str = "auto",
-        random_state: RandomState = None,
-    ) -> None:
-        self.hidden = hidden
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.contamination = contamination
-        self.robust = robust
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
+    hidden: tuple[int, ...] | None = None
+    _: KW_ONLY
+    dropout: float = 0.0
 
     def _hidden(self, n_features: int) -> tuple[int, ...]:
         if self.hidden is not None:
@@ -93,3 +63,7 @@ class AutoEncoder(DeepDetector):
 
     def _row_feature_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return (net(xb) - xb).pow(2)
+
+    def _row_parts(self, net: nn.Module, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = net(xb).sub_(xb).pow_(2)
+        return parts.mean(dim=1), parts

@@ -16,13 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._core import RandomState
 from .._core.params import int_tuple, interval, options
-from ..nn import batched
+from ..nn import batched, gaussian_blur
 from ..nn.conv import ConvAutoEncoderNet
-from ..scoring import Threshold
 from .deep import DEEP_RULES
-from .image import IMAGE_RULES, ImageDetector, gaussian_blur
+from .image import IMAGE_RULES, ImageDetector
 from .registry import register
 
 
@@ -61,46 +59,9 @@ class ConvAutoEncoder(ImageDetector):
     }
     test_params = {"channels": (4, 8), "latent": 4, "epochs": 2, "batch_size": 32}
 
-    def __init__(
-        self,
-        channels: tuple[int, ...] = (32, 64, 128),
-        latent: int = 32,
-        normalise: bool = True,
-        *,
-        layout: str = "auto",
-        image_size: tuple[int, int] | None = None,
-        smoothing: float = 2.0,
-        epochs: int = 30,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        patience: int = 5,
-        contamination: float | None = None,
-        robust: bool | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        validation_fraction: float = 0.1,
-        device: str = "auto",
-        random_state: RandomState = None,
-    ) -> None:
-        self.channels = channels
-        self.latent = latent
-        self.normalise = normalise
-        self.layout = layout
-        self.image_size = image_size
-        self.smoothing = smoothing
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.contamination = contamination
-        self.robust = robust
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
+    channels: tuple[int, ...] = (32, 64, 128)
+    latent: int = 32
+    normalise: bool = True
 
     def _build(self, n_channels: int) -> nn.Module:
         return ConvAutoEncoderNet(self.image_shape_, tuple(self.channels), self.latent)
@@ -130,14 +91,13 @@ class ConvAutoEncoder(ImageDetector):
         self.pixel_scale_ = torch.from_numpy(np.maximum(mean, floor).astype(np.float32))
 
     def _maps_raw(self, X: np.ndarray) -> np.ndarray:
-        return batched(
-            self._standardised(self._squared_residual), X, device=self.device_, batch_size=self._score_batch_size()
-        )
+        module = self._scorer(self._squared_residual)
+        return batched(module, X, device=self.device_, batch_size=self._score_batch_size())
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = super()._get_state()
         return meta, {**arrays, "pixel_scale": self.pixel_scale_.numpy()}
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        super()._set_state(meta, arrays)
         self.pixel_scale_ = torch.from_numpy(arrays["pixel_scale"].copy())
+        super()._set_state(meta, arrays)

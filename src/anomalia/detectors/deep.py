@@ -1,17 +1,19 @@
 """What every deep detector shares: standardisation, the module, training through ``anomalia.nn.train``,
-batched scoring and saving the weights. A subclass only builds its network and says how a row is lost and
-scored."""
+scoring through one :class:`~anomalia.nn.Scorer` module and saving the weights. A subclass only builds its
+network and says how a row is lost and scored (and, for explanations, split into per-feature parts)."""
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from .._core import check_is_fitted
 from .._core.params import Rule, interval, options
-from ..nn import TrainConfig, batched, init_weights, resolve_device, seeded, to_tensor, train
+from ..nn import Scorer, TrainConfig, batched, batched_parts, init_weights, resolve_device, seeded, to_tensor, train
 from .base import BaseDetector
 from .scaling import Standardizer
 
@@ -34,19 +36,31 @@ SCORE_BATCH_ACCELERATOR = 65536
 
 
 class DeepDetector(BaseDetector):
-    """Base of the torch detectors. Subclasses implement ``_build``, ``_row_loss`` and ``_row_score``."""
+    """Base of the torch detectors. Subclasses implement ``_build``, ``_row_loss`` and ``_row_score``.
 
-    net_: nn.Module
-    scaler_: Standardizer
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    patience: int
-    dropout: float
-    validation_fraction: float
-    robust: bool | None
-    device: str
+    Shared parameters (keyword-only; the tabular detectors' defaults, which families override)
+    -------------------------------------------------------------------------------------------
+    epochs, batch_size, lr, weight_decay, patience : training (AdamW, early stopping on held-out rows)
+    robust : bool, optional
+        Force the trimmed (robust) loss on or off; None = on exactly when ``contamination`` is set.
+    validation_fraction : float
+        Share of the training rows used for early stopping.
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
+
+    Learned attributes besides the base's: ``net_`` (the network), ``scaler_`` (standardisation),
+    ``device_``, ``history_`` (one training history per fit / update).
+    """
+
+    _: KW_ONLY
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    patience: int = 10
+    robust: bool | None = None
+    validation_fraction: float = 0.1
+    device: str = "auto"
     #: Epochs of a ``partial_fit`` update at most (early stopping still applies).
     update_epochs: ClassVar[int] = 20
 
@@ -65,6 +79,10 @@ class DeepDetector(BaseDetector):
     def _row_feature_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         """Non-negative per-feature parts of the score, shape (batch, features)."""
         raise NotImplementedError
+
+    def _row_parts(self, net: nn.Module, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(score, per-feature parts) of a standardised batch; subclasses get both from one forward pass."""
+        return self._row_score(net, xb), self._row_feature_scores(net, xb)
 
     # ---------------------------------------------------------------- training
     def _trim_fraction(self) -> float:
@@ -127,36 +145,59 @@ class DeepDetector(BaseDetector):
         self._train(X, rng, callback, epochs=min(self.epochs, self.update_epochs))
 
     # ---------------------------------------------------------------- inference
-    def _standardised(self, fn: Any) -> Any:
-        mean = torch.from_numpy(self.scaler_.mean).to(self.device_)
-        scale = torch.from_numpy(self.scaler_.scale).to(self.device_)
-        net = self.net_.eval()
+    def scoring_module(self, *, parts: bool = False) -> nn.Module:
+        """The one module that scores: standardise -> network -> score per row (``_score`` runs it).
 
-        def run(xb: torch.Tensor) -> torch.Tensor:
-            return fn(net, xb.reshape(xb.shape[0], -1).sub(mean).div_(scale))
-
-        return run
+        With ``parts=True`` it returns ``(scores, parts)``, the non-negative per-feature parts of each score
+        from the same forward pass. The module sits on ``device_`` in eval mode; do not train it.
+        """
+        check_is_fitted(self)
+        return Scorer(
+            self.net_.eval(),
+            torch.from_numpy(self.scaler_.mean).to(self.device_),
+            torch.from_numpy(self.scaler_.scale).to(self.device_),
+            self._row_score,
+            self._row_parts if parts else None,
+            flatten=self.input_kind == "table",
+        )
 
     def _score_batch(self) -> int:
         return SCORE_BATCH if self.device_.type == "cpu" else SCORE_BATCH_ACCELERATOR
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        return batched(self._standardised(self._row_score), X, device=self.device_, batch_size=self._score_batch())
+        return batched(self.scoring_module(), X, device=self.device_, batch_size=self._score_batch())
+
+    def _score_parts(self, X: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        module = self.scoring_module(parts=True)
+        return batched_parts(module, X, device=self.device_, batch_size=self._score_batch(), above=above)
 
     def _feature_scores(self, X: np.ndarray) -> np.ndarray:
-        fn = self._standardised(self._row_feature_scores)
-        return batched(fn, X, device=self.device_, batch_size=self._score_batch())
+        module = self.scoring_module(parts=True)
+        return batched_parts(module, X, device=self.device_, batch_size=self._score_batch())[2]
 
     # ---------------------------------------------------------------- state
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
-        return {"scaler": self.scaler_.to_dict(), "history": self.history_}, arrays
+        meta, arrays = super()._get_state()
+        meta["state"].update(scaler=self.scaler_.to_dict(), history=self.history_)
+        arrays.update({f"net.{k}": v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()})
+        return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(meta, arrays)
+        state = meta["state"]
         self.device_ = resolve_device(self.device)
-        self.scaler_ = Standardizer.from_dict(meta["scaler"])
-        self.history_ = meta.get("history", [])
-        net = self._build(self.schema_.n_features)
+        self.scaler_ = self._scaler_type().from_dict(state["scaler"])
+        self.history_ = state.get("history", [])
+        self._load_net(self._build(self._build_size()), arrays)
+
+    def _scaler_type(self) -> Any:
+        return Standardizer
+
+    def _build_size(self) -> int:
+        """The argument of ``_build`` for a loaded model (features; channels for images)."""
+        return self.schema_.n_features
+
+    def _load_net(self, net: nn.Module, arrays: dict[str, np.ndarray]) -> None:
         state = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")}
         net.load_state_dict(state, strict=True)
         self.net_ = net.to(self.device_).eval()

@@ -5,14 +5,14 @@ log-probability it gives to the right one."""
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core import RandomState
 from .._core.params import int_tuple, options
 from ..nn.conv import TRANSFORMS, ConvClassifierNet, transform_all
-from ..scoring import Threshold
 from .deep import DEEP_RULES
 from .image import IMAGE_RULES, ImageDetector
 from .registry import register
@@ -49,44 +49,13 @@ class GEOM(ImageDetector):
     }
     test_params = {"channels": (4, 8), "epochs": 2, "batch_size": 32}
 
-    def __init__(
-        self,
-        channels: tuple[int, ...] = (32, 64, 128),
-        flips: bool = True,
-        *,
-        layout: str = "auto",
-        image_size: tuple[int, int] | None = None,
-        smoothing: float = 1.0,
-        epochs: int = 10,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        patience: int = 3,
-        contamination: float | None = None,
-        robust: bool | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        validation_fraction: float = 0.1,
-        device: str = "auto",
-        random_state: RandomState = None,
-    ) -> None:
-        self.channels = channels
-        self.flips = flips
-        self.layout = layout
-        self.image_size = image_size
-        self.smoothing = smoothing
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.contamination = contamination
-        self.robust = robust
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
+    channels: tuple[int, ...] = (32, 64, 128)
+    flips: bool = True
+    _: KW_ONLY
+    smoothing: float = 1.0
+    epochs: int = 10
+    batch_size: int = 32
+    patience: int = 3
 
     @property
     def _transforms(self) -> tuple[tuple[int, bool], ...]:

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._core import RandomState, child_seed
+from .._core import child_seed
 from .._core.params import Rule, interval
-from ..scoring import Threshold
 from .base import BaseDetector
 from .registry import register
 
@@ -96,22 +95,8 @@ class IsolationForest(BaseDetector):
     }
     test_params = {"n_estimators": 10}
 
-    def __init__(
-        self,
-        n_estimators: int = 100,
-        max_samples: int | str = "auto",
-        *,
-        contamination: float | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        random_state: RandomState = None,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.max_samples = max_samples
-        self.contamination = contamination
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.random_state = random_state
+    n_estimators: int = 100
+    max_samples: int | str = "auto"
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
         from sklearn.ensemble import IsolationForest as _SkIsolationForest  # on first use: it slows start-up
@@ -126,8 +111,11 @@ class IsolationForest(BaseDetector):
         return score_forest(self.trees_, X, self.max_samples_)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"max_samples": self.max_samples_}, {f"trees.{k}": v for k, v in self.trees_.items()}
+        meta, arrays = super()._get_state()
+        meta["state"]["max_samples"] = self.max_samples_
+        return meta, {**arrays, **{f"trees.{k}": v for k, v in self.trees_.items()}}
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.max_samples_ = int(meta["max_samples"])
+        super()._set_state(meta, arrays)
+        self.max_samples_ = int(meta["state"]["max_samples"])
         self.trees_ = {k.removeprefix("trees."): v for k, v in arrays.items() if k.startswith("trees.")}

@@ -1,24 +1,24 @@
 """What the image detectors share: image input (layouts, explicit resize), per-channel standardisation,
 per-pixel anomaly maps and saving the image shape. Subclasses build their network and say how an image is
-lost and scored, like every :class:`DeepDetector`."""
+lost and scored, like every :class:`DeepDetector`; the image operations (blur, resize) live in
+:mod:`anomalia.nn.images`."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._core import Schema, check_is_fitted
 from .._core.images import LAYOUTS, as_image_array, check_image_fit_input, check_image_shape
 from .._core.params import Rule, options
-from ..nn import batched, resolve_device
-from .base import normalise_shares
+from ..nn import Scorer, batched, gaussian_blur, resize, resolve_device, upsample_maps
+from .base import BaseDetector, normalise_shares
 from .deep import DeepDetector
+from .scaling import ChannelScaler
 
 #: Pixels (C * H * W * images) per scoring batch: large batches, bounded memory.
 SCORE_PIXELS = 2**20
@@ -42,56 +42,6 @@ IMAGE_RULES: dict[str, list[Rule]] = {
 }
 
 
-@dataclass(frozen=True)
-class ChannelScaler:
-    """``(x - mean[c]) / scale[c]`` per channel, learned at fit."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, X: np.ndarray) -> ChannelScaler:
-        mean = X.mean(axis=(0, 2, 3), dtype=np.float64)
-        std = X.std(axis=(0, 2, 3), dtype=np.float64)
-        scale = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
-        return cls(mean.astype(np.float32), scale.astype(np.float32))
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean[:, None, None]) / self.scale[:, None, None]).astype(np.float32, copy=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ChannelScaler:
-        return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["scale"], dtype=np.float32))
-
-
-def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian smoothing of (n, C, H, W) maps (reflect padding); ``sigma`` in pixels."""
-    if sigma <= 0:
-        return maps
-    radius = max(1, math.ceil(3 * sigma))
-    radius = min(radius, (min(maps.shape[-2:]) - 1) or 1)
-    x = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    c = maps.shape[1]
-    mode = "reflect" if min(maps.shape[-2:]) > radius else "replicate"
-    out = F.pad(maps, (radius, radius, 0, 0), mode=mode)
-    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.pad(out, (0, 0, radius, radius), mode=mode)
-    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def resize(X: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of (n, C, H, W) images (anti-aliased when shrinking)."""
-    if tuple(X.shape[-2:]) == tuple(size):
-        return X
-    shrink = size[0] < X.shape[-2] or size[1] < X.shape[-1]
-    return F.interpolate(X, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-
-
 class ImageDetector(DeepDetector):
     """Base of the image detectors.
 
@@ -102,10 +52,15 @@ class ImageDetector(DeepDetector):
 
     #: (n, C, H, W) after :meth:`_validate`.
     input_ndim: ClassVar[int] = 4
-    layout: str
-    image_size: tuple[int, int] | None
-    smoothing: float
-    scaler_: ChannelScaler  # type: ignore[assignment]
+    input_kind: ClassVar[str] = "images"
+
+    _: KW_ONLY
+    layout: str = "auto"
+    image_size: tuple[int, int] | None = None
+    smoothing: float = 2.0
+    epochs: int = 30
+    batch_size: int = 64
+    patience: int = 5
 
     @classmethod
     def _contract_data(cls, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -129,7 +84,7 @@ class ImageDetector(DeepDetector):
     def _resize(self, arr: np.ndarray) -> np.ndarray:
         if self.image_size is None or tuple(arr.shape[-2:]) == tuple(self.image_size):
             return arr
-        return resize(torch.from_numpy(arr), tuple(self.image_size)).numpy()
+        return resize(torch.from_numpy(arr), tuple(self.image_size)).numpy()  # type: ignore[arg-type]
 
     def _validate(self, X: Any, *, fitting: bool, finite: bool = True) -> tuple[np.ndarray, Schema]:
         if not fitting:
@@ -138,6 +93,16 @@ class ImageDetector(DeepDetector):
         if not fitting:
             check_image_shape(arr.shape[1:], self.image_shape_)
         return arr, Schema(int(np.prod(arr.shape[1:])), None, ("float32",))
+
+    def fit(self, X: Any, y: Any = None, *, callback: Any = None) -> ImageDetector:
+        """Learn normal images from ``X`` (see :meth:`BaseDetector.fit`)."""
+        super().fit(X, callback=callback)
+        self.map_scale_ = self._map_scale(self.calibration_rows_)
+        return self
+
+    def _map_scale(self, images: np.ndarray) -> float:
+        maps = self._maps(images, per_channel=False)
+        return float(np.quantile(maps, 0.99)) if maps.size else 1.0
 
     # ---------------------------------------------------------------- hooks of DeepDetector
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
@@ -170,18 +135,32 @@ class ImageDetector(DeepDetector):
     def _score_batch_size(self) -> int:
         return max(1, SCORE_PIXELS // int(np.prod(self.image_shape_)))
 
-    def _standardised(self, fn: Any) -> Any:
-        mean = torch.from_numpy(self.scaler_.mean).to(self.device_).view(1, -1, 1, 1)
-        scale = torch.from_numpy(self.scaler_.scale).to(self.device_).view(1, -1, 1, 1)
-        net = self.net_.eval()
+    def scoring_module(self, *, parts: bool = False) -> nn.Module:
+        """The one module that scores images: standardise per channel -> network -> score per image.
 
-        def run(xb: torch.Tensor) -> torch.Tensor:
-            return fn(net, (xb - mean) / scale)
+        With ``parts=True`` it returns ``(scores, per-pixel parts)`` (the map before its smoothing).
+        """
+        check_is_fitted(self)
+        return self._scorer(self._row_score, self._row_parts if parts else None)
 
-        return run
+    def _scorer(self, score: Any, parts: Any = None) -> Scorer:
+        return Scorer(
+            self.net_.eval(),
+            torch.from_numpy(self.scaler_.mean).to(self.device_).view(1, -1, 1, 1),
+            torch.from_numpy(self.scaler_.scale).to(self.device_).view(1, -1, 1, 1),
+            score,
+            parts,
+            flatten=False,
+        )
+
+    def _row_parts(self, net: nn.Module, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._row_score(net, xb), self._row_pixel_scores(net, xb)
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        return batched(self._standardised(self._row_score), X, device=self.device_, batch_size=self._score_batch_size())
+        return batched(self.scoring_module(), X, device=self.device_, batch_size=self._score_batch_size())
+
+    def _score_parts(self, X: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return BaseDetector._score_parts(self, X, above)  # the maps are smoothed: a pass of their own
 
     def _feature_scores(self, X: np.ndarray) -> np.ndarray:
         return self._maps(X, per_channel=True)
@@ -197,11 +176,12 @@ class ImageDetector(DeepDetector):
     def _maps(self, X: np.ndarray, *, per_channel: bool) -> np.ndarray:
         sigma = self._map_sigma()
 
-        def fn(net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-            maps = gaussian_blur(self._row_pixel_scores(net, xb), sigma)
-            return maps if per_channel else maps.sum(dim=1)
+        def maps(net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+            m = gaussian_blur(self._row_pixel_scores(net, xb), sigma)
+            return m if per_channel else m.sum(dim=1)
 
-        return batched(self._standardised(fn), X, device=self.device_, batch_size=self._score_batch_size())
+        # the same standardisation and network as the score, a map per image instead of a number
+        return batched(self._scorer(maps), X, device=self.device_, batch_size=self._score_batch_size())
 
     # ---------------------------------------------------------------- per-pixel outputs
     def _at_input_size(self, X: Any, *, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -211,8 +191,7 @@ class ImageDetector(DeepDetector):
         check_image_shape(arr.shape[1:], self.image_shape_)
         maps = self._maps(arr, per_channel=per_channel)
         if maps.shape[-2:] != raw.shape[-2:]:
-            t = torch.from_numpy(maps if per_channel else maps[:, None])
-            t = F.interpolate(t, size=raw.shape[-2:], mode="bilinear", align_corners=False)
+            t = upsample_maps(torch.from_numpy(maps if per_channel else maps[:, None]), raw.shape[-2:])
             maps = (t if per_channel else t[:, 0]).numpy()
         return np.clip(maps, 0.0, None), raw
 
@@ -233,15 +212,26 @@ class ImageDetector(DeepDetector):
     # ---------------------------------------------------------------- state
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = super()._get_state()
-        return {**meta, "image_shape": list(self.image_shape_), "layout": self.layout_}, arrays
+        meta["state"].update(image_shape=list(self.image_shape_), layout=self.layout_, map_scale=self.map_scale_)
+        return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.image_shape_ = tuple(int(v) for v in meta["image_shape"])
-        self.layout_ = str(meta["layout"])
-        self.device_ = resolve_device(self.device)
-        self.scaler_ = ChannelScaler.from_dict(meta["scaler"])
-        self.history_ = meta.get("history", [])
-        net = self._build(self.image_shape_[0])
-        state = {k.removeprefix("net."): torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("net.")}
-        net.load_state_dict(state, strict=True)
-        self.net_ = net.to(self.device_).eval()
+        state = meta["state"]
+        self.image_shape_ = tuple(int(v) for v in state["image_shape"])
+        self.layout_ = str(state["layout"])
+        super()._set_state(meta, arrays)
+        self.map_scale_ = state.get("map_scale")
+
+    def heat_scale(self) -> float:
+        """The map value drawn at full colour in heatmaps (``map_scale_``; 0.1 models: from their rows)."""
+        check_is_fitted(self)
+        if self.map_scale_ is None:
+            rows = getattr(self, "calibration_rows_", None)
+            self.map_scale_ = 1.0 if rows is None else self._map_scale(rows)
+        return float(self.map_scale_)
+
+    def _scaler_type(self) -> Any:
+        return ChannelScaler
+
+    def _build_size(self) -> int:
+        return self.image_shape_[0]

@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .._core import RandomState, child_seed
+from .._core import child_seed
 from .._core.params import interval, options
-from ..scoring import Threshold
 from .base import BaseDetector
 from .registry import register
 from .scaling import Standardizer
@@ -29,22 +28,8 @@ class PCA(BaseDetector):
         "n_components": [interval(1, None, integer=True), interval(0.0, 1.0, closed="neither"), options(None)],
     }
     nonfinite_propagates = True
-    test_params: dict[str, Any] = {}
 
-    def __init__(
-        self,
-        n_components: int | float | None = 0.9,
-        *,
-        contamination: float | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        random_state: RandomState = None,
-    ) -> None:
-        self.n_components = n_components
-        self.contamination = contamination
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.random_state = random_state
+    n_components: int | float | None = 0.9
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
         from sklearn.decomposition import PCA as _SkPCA  # on first use: it slows start-up
@@ -70,9 +55,12 @@ class PCA(BaseDetector):
         return self._residual(X) ** 2
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"scaler": self.scaler_.to_dict()}, {"components": self.components_, "center": self.center_}
+        meta, arrays = super()._get_state()
+        meta["state"]["scaler"] = self.scaler_.to_dict()
+        return meta, {**arrays, "components": self.components_, "center": self.center_}
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.scaler_ = Standardizer.from_dict(meta["scaler"])
+        super()._set_state(meta, arrays)
+        self.scaler_ = Standardizer.from_dict(meta["state"]["scaler"])
         self.components_ = arrays["components"]
         self.center_ = arrays["center"]

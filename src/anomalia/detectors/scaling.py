@@ -1,4 +1,5 @@
-"""Feature standardisation learned at fit and saved with the model."""
+"""Standardisation learned at fit and saved with the model: per feature (records, series) or per channel
+(images)."""
 
 from __future__ import annotations
 
@@ -32,4 +33,29 @@ class Standardizer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Standardizer:
+        return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["scale"], dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class ChannelScaler:
+    """``(x - mean[c]) / scale[c]`` per channel of (n, C, H, W) images, learned at fit."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> ChannelScaler:
+        mean = X.mean(axis=(0, 2, 3), dtype=np.float64)
+        std = X.std(axis=(0, 2, 3), dtype=np.float64)
+        scale = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+        return cls(mean.astype(np.float32), scale.astype(np.float32))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.mean[:, None, None]) / self.scale[:, None, None]).astype(np.float32, copy=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChannelScaler:
         return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["scale"], dtype=np.float32))

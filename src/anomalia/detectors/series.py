@@ -11,6 +11,7 @@ optionally ``_sample_loss`` and ``_sample_score``); training goes through ``anom
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,11 +23,11 @@ from .._core import InputError, check_fit_input, check_is_fitted, check_schema
 from .._core.params import instance_of, interval, options
 from ..data.series import FILL_OPTIONS, Series, check_step, prepare_series
 from ..data.windows import WARMUP_SCORE, per_step, sliding_windows
-from ..nn import train
-from ..nn.runtime import init_weights, seeded
+from ..nn import Scorer, init_weights, seeded, train
 from ..scoring.smoothing import ewma
 from .base import REPLAY_ROWS, BaseDetector, normalise_shares
 from .deep import DEEP_RULES, DeepDetector
+from .stream_state import StreamState
 
 SERIES_RULES = {
     **DEEP_RULES,
@@ -45,8 +46,8 @@ SCORE_VALUES = 1 << 22
 class SeriesDetector(DeepDetector):
     """Base of the series detectors (see the module docstring).
 
-    Common parameters
-    -----------------
+    Common parameters (``window`` first; the others keyword-only)
+    ---------------------------------------------------------------
     window : int
         Steps each sample reads.
     train_stride : int
@@ -59,18 +60,33 @@ class SeriesDetector(DeepDetector):
         Put the series on a regular grid of this pandas step (``"5min"``) by averaging; saved with the model.
     fill : {"error", "interpolate", "ffill"}
         What to do with missing values (and steps left empty by ``resample``); saved with the model.
+    dropout : float
+        Dropout in the network.
+
+    Training defaults differ from the tabular ones: ``epochs=30``, ``batch_size=128``, ``patience=5``.
+
+    Streaming: :meth:`score_stream` scores new points from a :class:`StreamState` that the caller holds
+    (one per stream) and returns the next state; the detector does not change. :meth:`update` is the
+    convenience that keeps one such state on the detector (``stream_``), starting where the fitted series
+    ended (``stream_start_``).
     """
 
     #: Steps a sample reads beyond ``window`` (1 for forecasters: the step they predict).
     target_steps: ClassVar[int] = 0
     update_epochs: ClassVar[int] = 10
+    input_kind: ClassVar[str] = "series"
 
-    window: int
-    train_stride: int
-    smoothing: int
-    time_column: str | None
-    resample: str | None
-    fill: str
+    window: int = 32
+    _: KW_ONLY
+    smoothing: int = 0
+    train_stride: int = 1
+    time_column: str | None = None
+    resample: str | None = None
+    fill: str = "error"
+    dropout: float = 0.0
+    epochs: int = 30
+    batch_size: int = 128
+    patience: int = 5
 
     @classmethod
     def _contract_data(cls, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -93,6 +109,11 @@ class SeriesDetector(DeepDetector):
 
     def _sample_score(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
         return self._sample_errors(net, wb).mean(dim=1)
+
+    def _sample_parts(self, net: nn.Module, wb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(score, per-channel errors) of standardised samples, from one forward pass."""
+        errors = self._sample_errors(net, wb)
+        return errors.mean(dim=1), errors
 
     # ---------------------------------------------------------------- input
     def _series(self, X: Any, name: str = "X") -> Series:
@@ -149,19 +170,31 @@ class SeriesDetector(DeepDetector):
 
     def _remember(self, series: Series, replay: np.ndarray) -> None:
         self.replay_ = np.ascontiguousarray(replay)
-        self.context_ = np.ascontiguousarray(series.values[-(self.span - 1) :])
-        self.last_time_ = None if series.index is None else series.index[-1]
+        last = None if series.index is None else pd.Timestamp(series.index[-1])
+        context = np.ascontiguousarray(series.values[-(self.span - 1) :])
+        threshold = None
+        if self.threshold_ is not None and self.threshold_.streaming:
+            threshold = self.threshold_.initial_state().to_dict()
+        self.stream_start_ = StreamState(context, self._end_ewma, last, threshold)
+        self.stream_ = self.stream_start_
+
+    @property
+    def context_(self) -> np.ndarray:
+        """The last steps seen by :meth:`update` (``stream_.context``)."""
+        check_is_fitted(self)
+        return self.stream_.context
 
     def _calibrate(self, calibration_scores: np.ndarray) -> None:
         scores = calibration_scores[self.span - 1 :]
-        self.ewma_state_ = float(calibration_scores[-1]) if self.smoothing > 1 else None
+        self._end_ewma = float(calibration_scores[-1]) if self.smoothing > 1 else None
         super()._calibrate(scores)
 
     def partial_fit(self, X: Any, y: Any = None, *, callback: Any = None) -> SeriesDetector:
         """Keep learning from a new stretch of normal series ``X`` that follows the data seen so far.
 
         Training continues from the current weights on the windows of ``X`` and of the most recent earlier
-        normal steps (``replay_``); calibration uses the old and the new held-out steps.
+        normal steps (``replay_``, when the detector holds them); calibration uses the old and the new
+        held-out steps (the saved calibration scores when the old steps are not kept).
         """
         if not hasattr(self, "schema_"):
             return self.fit(X, callback=callback)
@@ -171,15 +204,17 @@ class SeriesDetector(DeepDetector):
         rng = np.random.default_rng([self.seed_, self.n_updates_])
         train_idx, cal_idx = self._split(arr.shape[0], rng)
         new_train = arr[train_idx]
-        self._update([new_train, self.replay_], rng, callback)
+        rows = hasattr(self, "replay_")
+        self._update([new_train, self.replay_] if rows else [new_train], rng, callback)
         self.n_train_rows_ += int(train_idx.size)
         skip = self.span - 1
-        old = self._score(self.calibration_rows_)[skip:]
+        old = self._score(self.calibration_rows_)[skip:] if rows else self.calibrator_.scores
         self.calibration_rows_ = np.ascontiguousarray(arr[cal_idx])
         new_scores = self._score(self.calibration_rows_)
         BaseDetector._calibrate(self, np.r_[old, new_scores[skip:]])
-        self.ewma_state_ = float(new_scores[-1]) if self.smoothing > 1 else None
-        self._remember(series, np.concatenate([self.replay_, new_train])[-REPLAY_ROWS:])
+        self._end_ewma = float(new_scores[-1]) if self.smoothing > 1 else None
+        previous = self.replay_ if rows else new_train[:0]
+        self._remember(series, np.concatenate([previous, new_train])[-REPLAY_ROWS:])
         return self
 
     def _train(
@@ -214,23 +249,44 @@ class SeriesDetector(DeepDetector):
         self.history_ = [*getattr(self, "history_", []), history.to_dict()]
 
     # ---------------------------------------------------------------- scoring
-    def _per_sample(self, values: np.ndarray, fn: Any) -> np.ndarray:
-        """``fn(net, standardised sample batch)`` over every window of ``values``; float64 numpy."""
-        W = sliding_windows(self.scaler_.transform(values), self.span)
+    def scoring_module(self, *, parts: bool = False) -> nn.Module:
+        """The module that scores raw samples (batch, span, channels): standardise -> network -> score.
+
+        With ``parts=True`` it returns ``(scores, per-channel errors)`` from the same forward pass.
+        """
+        check_is_fitted(self)
+        dev = self.device_
+        return Scorer(
+            self.net_.eval(),
+            torch.from_numpy(self.scaler_.mean).to(dev),
+            torch.from_numpy(self.scaler_.scale).to(dev),
+            self._sample_score,
+            self._sample_parts if parts else None,
+            flatten=False,
+        )
+
+    def _per_sample(self, values: np.ndarray, *, parts: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The scoring module over every window of ``values``: scores (and parts) per window, float64."""
+        W = sliding_windows(values, self.span)
         batch = max(64, SCORE_VALUES // (self.span * values.shape[1]))
-        net = self.net_.eval()
-        parts = []
+        module = self.scoring_module(parts=parts)
+        scores, errors = [], []
         with torch.inference_mode():
             for start in range(0, W.shape[0], batch):
                 wb = torch.from_numpy(np.ascontiguousarray(W[start : start + batch])).to(self.device_)
-                parts.append(fn(net, wb).cpu())
-        return torch.cat(parts).numpy().astype(np.float64)
+                out = module(wb)
+                if parts:
+                    errors.append(out[1].cpu())
+                    out = out[0]
+                scores.append(out.cpu())
+        as64 = lambda ts: torch.cat(ts).numpy().astype(np.float64)  # noqa: E731
+        return as64(scores), (as64(errors) if parts else None)
 
     def _raw_scores(self, values: np.ndarray) -> np.ndarray:
         n = values.shape[0]
         if n < self.span:
             return np.full(n, WARMUP_SCORE)
-        return per_step(self._per_sample(values, self._sample_score), n, self.span)
+        return per_step(self._per_sample(values, parts=False)[0], n, self.span)
 
     def _smooth(self, raw: np.ndarray, start: int, initial: float | None = None) -> np.ndarray:
         if self.smoothing <= 1 or start >= raw.size:
@@ -242,16 +298,32 @@ class SeriesDetector(DeepDetector):
     def _score(self, X: np.ndarray) -> np.ndarray:
         return self._smooth(self._raw_scores(X), self.span - 1)
 
-    def _feature_scores(self, X: np.ndarray) -> np.ndarray:
+    def _scores_and_parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = X.shape[0]
         if n < self.span:
-            return np.zeros_like(X, dtype=np.float64)
-        return per_step(self._per_sample(X, self._sample_errors), n, self.span)
+            return np.full(n, WARMUP_SCORE), np.zeros_like(X, dtype=np.float64)
+        scores, errors = self._per_sample(X, parts=True)
+        assert errors is not None
+        raw = per_step(scores, n, self.span)
+        return self._smooth(raw, self.span - 1), per_step(errors, n, self.span)
+
+    def _feature_scores(self, X: np.ndarray) -> np.ndarray:
+        return self._scores_and_parts(X)[1]
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score per time step, aligned with the rows of ``X``; warm-up steps get 0.0."""
         s = self._checked(X)
         return s.to_rows(self._score(s.values))
+
+    def score_parts(
+        self, X: Any, *, above: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Scores per step and, from the same pass, the per-channel parts of the steps above ``above``."""
+        s = self._checked(X)
+        scores, parts = self._scores_and_parts(s.values)
+        scores, parts = s.to_rows(scores), s.to_rows(parts)
+        rows = np.arange(scores.size) if above is None else np.flatnonzero(scores > above)
+        return scores, rows, parts[rows]
 
     def explain(self, X: Any) -> np.ndarray:
         """Each channel's share of each step's score, shape (n_steps, n_channels); rows sum to 1.
@@ -262,45 +334,81 @@ class SeriesDetector(DeepDetector):
         s = self._checked(X)
         return normalise_shares(s.to_rows(self._feature_scores(s.values)))
 
-    def update(self, X_new: Any) -> np.ndarray:
-        """Score new steps that follow everything seen so far, using only the past, and remember them.
+    # ---------------------------------------------------------------- streaming
+    def new_stream(self) -> StreamState:
+        """The state of a stream that starts now, with no history (its first ``span - 1`` steps warm up)."""
+        check_is_fitted(self)
+        threshold = self.stream_start_.threshold
+        return StreamState(np.zeros((0, self.n_features_in_), np.float32), None, None, threshold)
 
-        Streaming use: call with each new batch of points (one or many). Each step is scored from the
-        window that ends at it, whose earlier steps come from previous calls (or the end of the fitted
-        series); the EWMA smoothing carries on from the previous call. The model itself does not change;
-        use :meth:`partial_fit` to train on new normal data.
+    def score_stream(self, X_new: Any, state: StreamState) -> tuple[np.ndarray, StreamState]:
+        """Scores of new points that follow ``state``, and the state after them; nothing else changes.
+
+        Each step is scored from the window that ends at it, whose earlier steps come from ``state`` (the
+        stream's history); the EWMA smoothing carries on from it. Thread-safe: many streams may be scored
+        concurrently with one detector, each with its own state. Start a stream with :meth:`new_stream`
+        (no history) or ``stream_start_`` (right after the fitted series).
         """
         s = self._checked(X_new)
-        if s.index is not None and self.last_time_ is not None and s.index[0] <= pd.Timestamp(self.last_time_):
+        if s.index is not None and state.last_time is not None and s.index[0] <= pd.Timestamp(state.last_time):
             raise InputError(
-                f"X_new starts at {s.index[0]}, not after the last step seen ({self.last_time_}); pass only new points"
+                f"X_new starts at {s.index[0]}, not after the last step seen ({state.last_time}); pass only new points"
             )
-        ctx = self.context_
+        ctx = state.context
         buf = np.concatenate([ctx, s.values]) if ctx.size else s.values
         raw = self._raw_scores(buf)[ctx.shape[0] :]
         first_real = max(0, self.span - 1 - ctx.shape[0])
-        out = self._smooth(raw, first_real, self.ewma_state_ if first_real == 0 else None)
-        if self.smoothing > 1 and out.size > first_real:
-            self.ewma_state_ = float(out[-1])
-        self.context_ = np.ascontiguousarray(buf[-(self.span - 1) :])
-        if s.index is not None:
-            self.last_time_ = s.index[-1]
-        return s.to_rows(out)
+        out = self._smooth(raw, first_real, state.ewma if first_real == 0 else None)
+        ewma_level = float(out[-1]) if self.smoothing > 1 and out.size > first_real else state.ewma
+        after = state.evolve(
+            context=np.ascontiguousarray(buf[-(self.span - 1) :]),
+            ewma=ewma_level,
+            last_time=state.last_time if s.index is None else pd.Timestamp(s.index[-1]),
+            n_seen=state.n_seen + int(out.size),
+        )
+        return s.to_rows(out), after
+
+    def decide_stream(self, scores: np.ndarray, state: StreamState) -> tuple[np.ndarray, StreamState]:
+        """Decisions for a stream's scores: a streaming threshold (SPOT / DSPOT) moves with the stream, its
+        state carried in ``state``; any other threshold decides as :meth:`decide`."""
+        threshold = self._fitted_threshold()
+        if not threshold.streaming:
+            return threshold.predict(scores), state
+        from ..scoring import SPOTState
+
+        current = threshold.initial_state() if state.threshold is None else SPOTState.from_dict(state.threshold)
+        result, after = threshold.step(scores, current)
+        return result.flags, state.evolve(threshold=after.to_dict())
+
+    def update(self, X_new: Any) -> np.ndarray:
+        """Score new steps that follow everything seen so far, using only the past, and remember them.
+
+        The convenience form of :meth:`score_stream` with the detector's own state ``stream_``: call it
+        with each new batch of points (one or many); the EWMA smoothing carries on from the previous call.
+        The model itself does not change; use :meth:`partial_fit` to train on new normal data.
+        """
+        check_is_fitted(self)
+        scores, self.stream_ = self.score_stream(X_new, self.stream_)
+        return scores
 
     # ---------------------------------------------------------------- state
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = super()._get_state()
-        meta["series"] = {
+        meta["state"]["series"] = {
             "step": None if self.step_ is None else str(self.step_),
-            "last_time": None if self.last_time_ is None else pd.Timestamp(self.last_time_).isoformat(),
-            "ewma_state": self.ewma_state_,
+            "stream": self.stream_.to_dict(),
+            "stream_start": self.stream_start_.to_dict(),
         }
-        return meta, {**arrays, "series.context": self.context_}
+        return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(meta, arrays)
-        s = meta["series"]
+        s = meta["state"]["series"]
         self.step_ = None if s["step"] is None else pd.Timedelta(s["step"])
-        self.last_time_ = None if s["last_time"] is None else pd.Timestamp(s["last_time"])
-        self.ewma_state_ = s["ewma_state"]
-        self.context_ = arrays["series.context"].copy()
+        if "stream" in s:
+            self.stream_ = StreamState.from_dict(s["stream"])
+            self.stream_start_ = StreamState.from_dict(s["stream_start"])
+        else:  # anomalia 0.1: one stream, its context saved as an array
+            last = None if s["last_time"] is None else pd.Timestamp(s["last_time"])
+            self.stream_ = StreamState(arrays["series.context"].copy(), s["ewma_state"], last)
+            self.stream_start_ = self.stream_

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY
+
 import torch
 from torch import nn
 
-from .._core import RandomState
 from .._core.params import int_tuple, interval
 from ..nn import DenseVAE
-from ..scoring import Threshold
 from .deep import DEEP_RULES, DeepDetector
 from .registry import register
 
@@ -29,40 +29,10 @@ class VAE(DeepDetector):
     nonfinite_propagates = True
     test_params = {"hidden": (8,), "latent": 2, "epochs": 3, "batch_size": 64}
 
-    def __init__(
-        self,
-        hidden: tuple[int, ...] = (128, 64),
-        latent: int = 8,
-        *,
-        dropout: float = 0.0,
-        epochs: int = 100,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        patience: int = 10,
-        contamination: float | None = None,
-        robust: bool | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        validation_fraction: float = 0.1,
-        device: str = "auto",
-        random_state: RandomState = None,
-    ) -> None:
-        self.hidden = hidden
-        self.latent = latent
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.contamination = contamination
-        self.robust = robust
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
+    hidden: tuple[int, ...] = (128, 64)
+    latent: int = 8
+    _: KW_ONLY
+    dropout: float = 0.0
 
     def _build(self, n_features: int) -> nn.Module:
         return DenseVAE(n_features, tuple(self.hidden), self.latent, self.dropout)
@@ -74,5 +44,10 @@ class VAE(DeepDetector):
         return net.negative_elbo(xb)
 
     def _row_feature_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
-        recon, _, _ = net(xb)
-        return (xb - recon).pow(2) * torch.exp(-net.out_logvar.clamp(-8.0, 8.0))
+        return self._row_parts(net, xb)[1]
+
+    def _row_parts(self, net: nn.Module, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = net.encode(xb)
+        recon = net.decoder(mu)
+        score = net.feature_nll(xb, recon).sum(dim=1) + net.kl(mu, logvar)
+        return score, (xb - recon).pow(2) * torch.exp(-net.out_logvar.clamp(-8.0, 8.0))

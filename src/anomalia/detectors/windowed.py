@@ -6,10 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._core import RandomState
 from .._core.params import int_tuple, interval
 from ..nn import DenseAutoEncoder, DenseVAE
-from ..scoring import Threshold
 from .registry import register
 from .series import SERIES_RULES, SeriesDetector
 
@@ -32,50 +30,7 @@ class WindowAutoEncoder(SeriesDetector):
     parameter_rules = {**SERIES_RULES, "hidden": [int_tuple()]}
     test_params = {"window": 8, "hidden": (8, 4), "epochs": 2, "batch_size": 64}
 
-    def __init__(
-        self,
-        window: int = 32,
-        hidden: tuple[int, ...] = (64, 16),
-        *,
-        smoothing: int = 0,
-        train_stride: int = 1,
-        time_column: str | None = None,
-        resample: str | None = None,
-        fill: str = "error",
-        dropout: float = 0.0,
-        epochs: int = 30,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        patience: int = 5,
-        contamination: float | None = None,
-        robust: bool | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        validation_fraction: float = 0.1,
-        device: str = "auto",
-        random_state: RandomState = None,
-    ) -> None:
-        self.window = window
-        self.hidden = hidden
-        self.smoothing = smoothing
-        self.train_stride = train_stride
-        self.time_column = time_column
-        self.resample = resample
-        self.fill = fill
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.contamination = contamination
-        self.robust = robust
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
+    hidden: tuple[int, ...] = (64, 16)
 
     def _build(self, n_features: int) -> nn.Module:
         return DenseAutoEncoder(n_features * self.window, tuple(self.hidden), self.dropout)
@@ -105,52 +60,8 @@ class WindowVAE(SeriesDetector):
     parameter_rules = {**SERIES_RULES, "hidden": [int_tuple()], "latent": [interval(1, None, integer=True)]}
     test_params = {"window": 8, "hidden": (8,), "latent": 2, "epochs": 2, "batch_size": 64}
 
-    def __init__(
-        self,
-        window: int = 32,
-        hidden: tuple[int, ...] = (64,),
-        latent: int = 8,
-        *,
-        smoothing: int = 0,
-        train_stride: int = 1,
-        time_column: str | None = None,
-        resample: str | None = None,
-        fill: str = "error",
-        dropout: float = 0.0,
-        epochs: int = 30,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        patience: int = 5,
-        contamination: float | None = None,
-        robust: bool | None = None,
-        threshold: str | Threshold | None = None,
-        calibration_fraction: float = 0.2,
-        validation_fraction: float = 0.1,
-        device: str = "auto",
-        random_state: RandomState = None,
-    ) -> None:
-        self.window = window
-        self.hidden = hidden
-        self.latent = latent
-        self.smoothing = smoothing
-        self.train_stride = train_stride
-        self.time_column = time_column
-        self.resample = resample
-        self.fill = fill
-        self.dropout = dropout
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.contamination = contamination
-        self.robust = robust
-        self.threshold = threshold
-        self.calibration_fraction = calibration_fraction
-        self.validation_fraction = validation_fraction
-        self.device = device
-        self.random_state = random_state
+    hidden: tuple[int, ...] = (64,)
+    latent: int = 8
 
     def _build(self, n_features: int) -> nn.Module:
         return DenseVAE(n_features * self.window, tuple(self.hidden), self.latent, self.dropout)
@@ -163,7 +74,12 @@ class WindowVAE(SeriesDetector):
         return net.negative_elbo(wb.reshape(wb.shape[0], -1)) / wb.shape[1]
 
     def _sample_errors(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
+        return self._sample_parts(net, wb)[1]
+
+    def _sample_parts(self, net: nn.Module, wb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat = wb.reshape(wb.shape[0], -1)
-        recon, _, _ = net(flat)
+        mu, logvar = net.encode(flat)
+        recon = net.decoder(mu)
+        score = (net.feature_nll(flat, recon).sum(dim=1) + net.kl(mu, logvar)) / wb.shape[1]
         weighted = (flat - recon).pow(2) * torch.exp(-net.out_logvar.clamp(-8.0, 8.0))
-        return weighted.reshape(wb.shape).mean(dim=1)
+        return score, weighted.reshape(wb.shape).mean(dim=1)

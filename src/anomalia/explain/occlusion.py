@@ -11,14 +11,15 @@ from ..detectors import BaseDetector, normalise_shares
 
 
 def occlusion(detector: BaseDetector, X: Any) -> np.ndarray:
-    """Each feature's share of the score drop when it is replaced by the median of normal training data.
+    """Each feature's share of the score drop when it is replaced by its median on normal training data
+    (``feature_median_``).
 
     Works for any fitted detector (one scoring pass per feature); rows sum to 1.
     """
     check_is_fitted(detector)
     arr, _ = detector._validate(X, fitting=False)
     flat = arr.reshape(arr.shape[0], -1)
-    typical = np.median(detector.replay_.reshape(detector.replay_.shape[0], -1), axis=0).astype(np.float32)
+    typical = detector.feature_median_
     base = detector._score(arr)
     drops = np.empty(flat.shape, dtype=np.float64)
     for j in range(flat.shape[1]):

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core import InputError, check_labels
+from .._core import InputError, check_labels, find_runs
 from .point import precision_recall_f1
 
 PA_NOTE = (
@@ -37,11 +37,7 @@ def _pair(y_true: Any, flags: Any) -> tuple[np.ndarray, np.ndarray]:
     return check_labels(y_true, f.size, name="y_true").astype(bool), f
 
 
-def ranges(mask: Any) -> np.ndarray:
-    """Runs of True in a 1-D mask as rows ``[start, stop)`` (shape (k, 2))."""
-    m = np.asarray(mask).astype(np.int8)
-    d = np.diff(np.r_[0, m, 0])
-    return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
+ranges = find_runs  #: runs of True in a 1-D mask as int64 rows ``[start, stop)`` (shape (k, 2))
 
 
 def _f1(p: float, r: float) -> float:

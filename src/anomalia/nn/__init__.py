@@ -1,8 +1,10 @@
-"""Pure torch modules and the one training loop."""
+"""Pure torch modules, the one training loop, the scoring module and image operations."""
 
 from .conv import ConvAutoEncoderNet, ConvClassifierNet, transform_all
 from .dense import DenseAutoEncoder, DenseVAE, mlp
-from .runtime import batched, init_weights, intra_op_threads, resolve_device, seeded, to_tensor
+from .images import gaussian_blur, resize, upsample_maps
+from .runtime import batched, batched_parts, init_weights, intra_op_threads, resolve_device, seeded, to_tensor
+from .scoring import Scorer
 from .sequence import DeepAnTNet, LSTMEncoderDecoder, LSTMForecastNet
 from .training import History, ProgressCallback, RowLoss, TrainConfig, evaluate_loss, reduce_loss, train
 
@@ -17,16 +19,21 @@ __all__ = [
     "LSTMForecastNet",
     "ProgressCallback",
     "RowLoss",
+    "Scorer",
     "TrainConfig",
     "batched",
+    "batched_parts",
     "evaluate_loss",
+    "gaussian_blur",
     "init_weights",
     "intra_op_threads",
     "mlp",
     "reduce_loss",
+    "resize",
     "resolve_device",
     "seeded",
     "to_tensor",
     "train",
     "transform_all",
+    "upsample_maps",
 ]

@@ -101,3 +101,32 @@ def batched(
             parts.append(fn(xb).cpu())
     out = parts[0] if len(parts) == 1 else torch.cat(parts)
     return out.numpy().astype(np.float64)
+
+
+def batched_parts(
+    fn: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+    X: np.ndarray,
+    *,
+    device: torch.device,
+    batch_size: int = 65536,
+    above: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like :func:`batched` for ``fn`` giving (scores, parts): every score, and the parts of the rows scoring
+    above ``above`` (every row for None), from the same pass. Returns (scores, rows, parts) in float64."""
+    Xt = torch.from_numpy(np.require(X, np.float32, ["C", "W"]))
+    scores, rows, parts = [], [], []
+    with torch.inference_mode():
+        for start in range(0, Xt.shape[0], batch_size):
+            xb = Xt[start : start + batch_size]
+            if device.type != "cpu":
+                xb = xb.to(device, non_blocking=True)
+            s, p = fn(xb)
+            keep = torch.arange(s.shape[0], device=s.device) if above is None else torch.nonzero(s > above).flatten()
+            scores.append(s.cpu())
+            rows.append((keep + start).cpu())
+            parts.append(p.reshape(p.shape[0], -1)[keep].cpu())
+    return (
+        torch.cat(scores).numpy().astype(np.float64),
+        torch.cat(rows).numpy().astype(np.int64),
+        torch.cat(parts).numpy().astype(np.float64),
+    )

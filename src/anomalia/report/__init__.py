@@ -1,6 +1,7 @@
 """HTML reports of evaluations: sections of plots and tables in one self-contained file.
 
-Reports draw result objects of :mod:`anomalia.workflows`; they never fit or score.
+Reports draw :class:`anomalia.results.Evaluation` objects (with :mod:`anomalia.metrics` for curves); they
+never fit or score.
 """
 
 from . import images as _images  # noqa: F401  (registers the image section)

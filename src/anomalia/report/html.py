@@ -11,7 +11,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .._core import InputError
-from ..workflows.evaluate import Evaluation
+from ..results import Evaluation
 from .sections import SECTION_BUILDERS, Section, fmt
 
 

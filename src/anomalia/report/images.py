@@ -1,17 +1,16 @@
 """The report section of image evaluations: the most anomalous images with their heatmaps, pixel metrics
-and the mean score of each kind of defect. Reads ``ev.extras["images"]`` (see
-:func:`anomalia.workflows.images.evaluate_image_folder`)."""
+and the mean score of each kind of defect. Reads ``ev.images`` (an :class:`~anomalia.results.ImagesView`)."""
 
 from __future__ import annotations
 
-from ..workflows.evaluate import Evaluation
+from ..results import Evaluation
 from .sections import Plot, Section, Table, fmt, register_section
 
 
 @register_section
 def images_section(ev: Evaluation) -> Section | None:
-    views = ev.extras.get("images")
-    if not views:
+    views = ev.images
+    if views is None:
         return None
     sec = Section(
         "images",
@@ -19,7 +18,7 @@ def images_section(ev: Evaluation) -> Section | None:
         "The highest-scored test images, each with its anomaly map over it (bright = the model finds that "
         "part unlike the normal images; one colour scale for all, set by the normal calibration images).",
     )
-    for i, v in enumerate(views["top"]):
+    for i, v in enumerate(views.top):
         label = "" if v.label is None else (" · anomaly" if v.label else " · normal")
         sec.plots.append(
             Plot(
@@ -39,7 +38,7 @@ def images_section(ev: Evaluation) -> Section | None:
                 caption="Anomaly maps against the ground-truth masks, over every pixel of every test image.",
             )
         )
-    kinds = views.get("mean_score_by_kind") or {}
+    kinds = views.mean_score_by_kind
     if kinds:
         sec.tables.append(
             Table(

@@ -1,8 +1,8 @@
 """A report is a list of sections; each builder turns an evaluation into one section (or None to skip it).
 
 To add a view (time series, images), write ``def my_section(ev: Evaluation) -> Section | None`` that reads
-what it needs from ``ev.extras`` and call :func:`register_section`; :func:`anomalia.report.build_report`
-runs every registered builder in order.
+its typed view of the evaluation (``ev.series``, ``ev.images``) and call :func:`register_section`;
+:func:`anomalia.report.build_report` runs every registered builder in order.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..workflows.evaluate import Evaluation
+from ..results import Evaluation
 from . import figures
 
 

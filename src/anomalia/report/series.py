@@ -1,15 +1,13 @@
 """The report section of series evaluations: the series, its score with the threshold, labelled anomaly
 windows and flagged steps, and the time-series metrics (PA-F1 only beside the honest ones, with its note).
-Reads ``ev.extras["series"]`` (see :func:`anomalia.workflows.series.evaluate_series_file`)."""
+Reads ``ev.series`` (a :class:`~anomalia.results.SeriesView`)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
 from ..metrics.timeseries import ranges
-from ..workflows.evaluate import Evaluation
+from ..results import Evaluation, SeriesView
 from . import figures
 from .sections import Plot, Section, Table, fmt, register_section
 
@@ -17,26 +15,26 @@ from .sections import Plot, Section, Table, fmt, register_section
 MAX_CHANNELS = 4
 
 
-def _series_figure(view: dict[str, Any]) -> str:
-    values, scores = view["values"], view["scores"]
+def _series_figure(view: SeriesView) -> str:
+    values, scores = view.values, view.scores
     n = scores.size
-    x = view["time"] if view["time"] is not None else np.arange(n)
-    shares, flags = view["shares"], view["flags"]
+    x = view.time if view.time is not None else np.arange(n)
+    shares, flags = view.shares, view.flags
     weight = shares[flags].sum(axis=0) if flags.any() else shares.sum(axis=0)
     shown = np.argsort(-weight, kind="stable")[:MAX_CHANNELS]
     fig = figures.Figure(figsize=(9.0, 1.4 * (len(shown) + 1) + 0.6), layout="constrained")
     axes = fig.subplots(len(shown) + 1, 1, sharex=True)
-    spans = ranges(view["labels"]) if view["labels"] is not None else np.empty((0, 2), int)
+    spans = ranges(view.labels) if view.labels is not None else np.empty((0, 2), int)
     flagged = np.flatnonzero(flags)
     for ax, j in zip(axes[:-1], shown, strict=False):
         ax.plot(x, values[:, j], lw=0.7, color=figures.PALETTE["normal"])
         if flagged.size:
             ax.scatter(x[flagged], values[flagged, j], s=6, color=figures.PALETTE["anomaly"], zorder=3)
-        ax.set_ylabel(str(view["channels"][j]), rotation=0, ha="right", va="center")
+        ax.set_ylabel(str(view.channels[j]), rotation=0, ha="right", va="center")
     ax = axes[-1]
     ax.plot(x, scores, lw=0.7, color=figures.PALETTE["threshold"])
-    if view["threshold"] is not None:
-        ax.axhline(view["threshold"], color=figures.PALETTE["anomaly"], lw=0.8, ls="--", label="threshold")
+    if view.threshold is not None:
+        ax.axhline(view.threshold, color=figures.PALETTE["anomaly"], lw=0.8, ls="--", label="threshold")
         ax.legend(loc="upper left")
     ax.set_ylabel("score", rotation=0, ha="right", va="center")
     for a in axes:
@@ -47,15 +45,15 @@ def _series_figure(view: dict[str, Any]) -> str:
 
 @register_section
 def series_section(ev: Evaluation) -> Section | None:
-    view = ev.extras.get("series")
-    if not view:
+    view = ev.series
+    if view is None:
         return None
     sec = Section(
         "series",
         "The series, its score and the flags",
         "Top: the channels with the largest share of the flagged steps' scores (red dots: flagged steps). "
         "Bottom: the anomaly score of each step with the threshold. Shaded: labelled anomaly windows. "
-        f"The first {view['warmup']} steps have no full window before them and get score 0 (warm-up).",
+        f"The first {view.warmup} steps have no full window before them and get score 0 (warm-up).",
     )
     sec.plots.append(Plot("series-view", "Series, score, threshold, labelled windows and flags", _series_figure(view)))
     m = ev.metrics
@@ -75,5 +73,5 @@ def series_section(ev: Evaluation) -> Section | None:
                 f"{int(m['event_false_alarm_events'])} false-alarm events.",
             )
         )
-        sec.notes.append(str(view["note"]))
+        sec.notes.append(str(view.note))
     return sec

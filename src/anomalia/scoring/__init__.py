@@ -1,10 +1,11 @@
-"""Calibration (conformal p-values) and thresholds; numpy and scipy only, usable with any scores."""
+"""Calibration (conformal p-values) and thresholds, streaming ones included; numpy and scipy only, usable with any
+scores."""
 
-from .calibration import conformal_p_values
+from .calibration import Calibrator, conformal_p_values
 from .dynamic import DynamicResult, dynamic_threshold
 from .pot import GPDTail, fit_excesses, fit_tail
 from .smoothing import ewma, running_tail_probability, running_zscore
-from .spot import SPOT, StreamResult
+from .spot import SPOT, SPOTState, StreamResult
 from .thresholds import (
     POT,
     THRESHOLDS,
@@ -26,12 +27,14 @@ __all__ = [
     "SPOT",
     "THRESHOLDS",
     "BestF1",
+    "Calibrator",
     "Contamination",
     "DynamicResult",
     "FalseAlarmRate",
     "Fixed",
     "GPDTail",
     "Quantile",
+    "SPOTState",
     "StreamResult",
     "Sweep",
     "TargetPrecision",

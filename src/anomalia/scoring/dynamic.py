@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._core import InputError
+from .._core import InputError, find_runs
 
 
 @dataclass(frozen=True)
@@ -27,11 +27,6 @@ class DynamicResult:
 
     flags: np.ndarray
     thresholds: np.ndarray
-
-
-def _runs(mask: np.ndarray) -> np.ndarray:
-    d = np.diff(np.r_[0, mask.astype(np.int8), 0])
-    return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
 
 
 def _epsilon(e: np.ndarray, zs: np.ndarray) -> float:
@@ -46,7 +41,7 @@ def _epsilon(e: np.ndarray, zs: np.ndarray) -> float:
         if n_above == 0 or n_above == e.size:
             continue
         below = e[~above]
-        n_seq = len(_runs(above))
+        n_seq = len(find_runs(above))
         score = ((mu - below.mean()) / mu + (sd - below.std()) / sd) / (n_above + n_seq**2)
         if score > best:
             best, eps_best = score, float(eps)
@@ -54,7 +49,7 @@ def _epsilon(e: np.ndarray, zs: np.ndarray) -> float:
 
 
 def _prune(e: np.ndarray, flags: np.ndarray, prune: float) -> np.ndarray:
-    seqs = _runs(flags)
+    seqs = find_runs(flags)
     if not len(seqs):
         return flags
     maxes = np.array([e[a:b].max() for a, b in seqs])

@@ -1,7 +1,8 @@
 """Thresholds: objects fitted on scores (and labels where they need them) that turn scores into decisions.
 
 Every threshold flags ``score > threshold_``. The spec strings (``"false-alarm:0.01"``, ``"pot:1e-4"``,
-``"best-f1"``, ...) are what the command line, config files and saved models use.
+``"best-f1"``, ...) are what the command line and config files use; saved models keep
+:meth:`~Threshold.to_dict`, which holds every parameter (``POT(1e-3, level=0.9)`` keeps its level).
 """
 
 from __future__ import annotations
@@ -9,91 +10,33 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 import numpy as np
 
-from .._core import InputError, NotFittedError, ParameterError, ThresholdError, check_labels
+from .._core import ParameterError, ThresholdError
+from .base import SPEC_ALIASES, THRESHOLDS, Threshold, check_unit, parse_threshold
 from .pot import fit_tail
+from .spot import SPOT
+
+__all__ = [
+    "POT",
+    "SPEC_ALIASES",
+    "SPOT",
+    "THRESHOLDS",
+    "BestF1",
+    "Contamination",
+    "FalseAlarmRate",
+    "Fixed",
+    "Quantile",
+    "Sweep",
+    "TargetPrecision",
+    "TargetRecall",
+    "Threshold",
+    "parse_threshold",
+    "sweep",
+]
 
 log = logging.getLogger(__name__)
-
-
-class Threshold:
-    """Base class. Subclasses set ``name`` and implement ``_fit``; ``arg`` is their one argument."""
-
-    name: ClassVar[str]
-    needs_labels: ClassVar[bool] = False
-    arg_name: ClassVar[str | None] = None
-
-    def __init__(self, arg: float | None = None) -> None:
-        self.arg = arg
-        self._check_arg()
-
-    def _check_arg(self) -> None:
-        a = self.arg
-        if self.arg_name is not None and not (isinstance(a, int | float) and 0.0 < a < 1.0):
-            raise ParameterError(f"{type(self).__name__}({self.arg_name}=...) must be a number in (0, 1); got {a!r}")
-
-    @property
-    def spec(self) -> str:
-        return self.name if self.arg is None else f"{self.name}:{self.arg:g}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({'' if self.arg is None else repr(self.arg)})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Threshold) and other.spec == self.spec
-
-    def __hash__(self) -> int:
-        return hash(self.spec)
-
-    def fit(self, scores: Any, y: Any = None) -> Threshold:
-        """Fit on ``scores`` (held-out normal scores, or a labelled validation set's scores with ``y``)."""
-        s = np.asarray(scores, dtype=np.float64).ravel()
-        if s.size == 0:
-            raise InputError(f"{self.spec}: scores is empty; fit the threshold on at least one score")
-        if not np.isfinite(s).all():
-            raise InputError(f"{self.spec}: scores contain NaN or inf; score finite data")
-        labels = None
-        if self.needs_labels:
-            labels = check_labels(y, s.size)
-            n_anom = int(labels.sum())
-            if n_anom == 0:
-                raise ThresholdError(
-                    f"threshold '{self.spec}' needs labelled anomalies, but the validation set of {s.size} rows has "
-                    "none (all labels are 0). Add labelled anomalies, or use 'false-alarm:ALPHA', which needs "
-                    "only normal data"
-                )
-            if n_anom == s.size:
-                raise ThresholdError(f"threshold '{self.spec}' needs normal rows too; all {s.size} labels are 1")
-        self.info_: dict[str, float] = {}
-        self.threshold_ = float(self._fit(s, labels))
-        return self
-
-    def _fit(self, s: np.ndarray, y: np.ndarray | None) -> float:
-        raise NotImplementedError
-
-    def predict(self, scores: Any) -> np.ndarray:
-        """Boolean flags: ``scores > threshold_``."""
-        if not hasattr(self, "threshold_"):
-            raise NotFittedError(f"threshold '{self.spec}' is not fitted; call fit(scores) first")
-        return np.asarray(scores, dtype=np.float64) > self.threshold_
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"spec": self.spec}
-        if hasattr(self, "threshold_"):
-            d["threshold"] = self.threshold_
-            d["info"] = self.info_
-        return d
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> Threshold:
-        t = parse_threshold(d["spec"])
-        if "threshold" in d:
-            t.threshold_ = float(d["threshold"])
-            t.info_ = dict(d.get("info", {}))
-        return t
 
 
 class FalseAlarmRate(Threshold):
@@ -101,20 +44,22 @@ class FalseAlarmRate(Threshold):
 
     name = "false-alarm"
     arg_name = "alpha"
+    value_optional = True
 
     def __init__(self, alpha: float = 0.01) -> None:
-        super().__init__(alpha)
+        check_unit(type(self).__name__, "alpha", alpha)
+        self.alpha = alpha
 
     def _fit(self, s: np.ndarray, y: np.ndarray | None) -> float:
         desc = np.sort(s)[::-1]
-        k = math.floor(self.arg * (s.size + 1)) - 1  # flag when at most k calibration scores are >= s
+        k = math.floor(self.alpha * (s.size + 1)) - 1  # flag when at most k calibration scores are >= s
         self.info_["achievable_alpha"] = 1.0 / (s.size + 1)
         if k < 0:
             log.warning(
                 "false-alarm:%g needs at least %d calibration scores; got %d, so the threshold is the largest "
                 "calibration score (false-alarm rate about %.3g)",
-                self.arg,
-                math.ceil(1 / self.arg) - 1,
+                self.alpha,
+                math.ceil(1 / self.alpha) - 1,
                 s.size,
                 1.0 / (s.size + 1),
             )
@@ -128,8 +73,12 @@ class Quantile(Threshold):
     name = "quantile"
     arg_name = "q"
 
+    def __init__(self, q: float) -> None:
+        check_unit(type(self).__name__, "q", q)
+        self.q = q
+
     def _fit(self, s: np.ndarray, y: np.ndarray | None) -> float:
-        return float(np.quantile(s, self.arg))
+        return float(np.quantile(s, self.q))
 
 
 class Contamination(Threshold):
@@ -138,40 +87,56 @@ class Contamination(Threshold):
     name = "contamination"
     arg_name = "contamination"
 
+    def __init__(self, contamination: float) -> None:
+        check_unit(type(self).__name__, "contamination", contamination)
+        self.contamination = contamination
+
     def _fit(self, s: np.ndarray, y: np.ndarray | None) -> float:
-        return float(np.quantile(s, 1.0 - self.arg))
+        return float(np.quantile(s, 1.0 - self.contamination))
 
 
 class Fixed(Threshold):
     """A threshold given by the user; ``fit`` only records it."""
 
     name = "fixed"
+    arg_name = "value"
 
     def __init__(self, value: float) -> None:
-        if not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ParameterError(f"Fixed(value=...) must be a finite number; got {value!r}")
-        super().__init__(float(value))
+        self.value = float(value)
 
     def _fit(self, s: np.ndarray, y: np.ndarray | None) -> float:
-        return float(self.arg)
+        return self.value
 
 
 class POT(Threshold):
-    """Peaks over threshold: the score a normal row exceeds with probability ``risk`` (GPD tail fit)."""
+    """Peaks over threshold: the score a normal row exceeds with probability ``risk`` (GPD tail fit).
+
+    Parameters
+    ----------
+    risk : float
+        Probability that a normal score exceeds the threshold (the false-alarm rate); the spec's value.
+    level : float
+        Quantile of the scores above which they are peaks (the start of the fitted tail).
+    """
 
     name = "pot"
     arg_name = "risk"
+    value_optional = True
 
     def __init__(self, risk: float = 1e-4, level: float = 0.98) -> None:
+        check_unit(type(self).__name__, "risk", risk)
+        check_unit(type(self).__name__, "level", level)
+        self.risk = risk
         self.level = level
-        super().__init__(risk)
 
     def _fit(self, s: np.ndarray, y: np.ndarray | None) -> float:
         tail = fit_tail(s, self.level)
         self.info_.update(initial=tail.initial, gamma=tail.gamma, sigma=tail.sigma)
-        if self.arg >= tail.peak_share:  # not in the tail: the empirical quantile is exact enough
-            return float(np.quantile(s, 1.0 - self.arg))
-        return tail.quantile(self.arg)
+        if self.risk >= tail.peak_share:  # not in the tail: the empirical quantile is exact enough
+            return float(np.quantile(s, 1.0 - self.risk))
+        return tail.quantile(self.risk)
 
 
 @dataclass(frozen=True)
@@ -217,9 +182,6 @@ class BestF1(_Labelled):
 
     name = "best-f1"
 
-    def __init__(self) -> None:
-        super().__init__(None)
-
     def _pick(self, sw: Sweep) -> int:
         return int(np.argmax(sw.f1))
 
@@ -230,12 +192,16 @@ class TargetPrecision(_Labelled):
     name = "precision"
     arg_name = "precision"
 
+    def __init__(self, precision: float) -> None:
+        check_unit(type(self).__name__, "precision", precision)
+        self.precision = precision
+
     def _pick(self, sw: Sweep) -> int:
-        ok = np.flatnonzero(sw.precision >= self.arg)
+        ok = np.flatnonzero(sw.precision >= self.precision)
         if ok.size == 0:
             b = int(np.argmax(sw.precision))
             raise ThresholdError(
-                f"no threshold reaches precision {self.arg:g} on this validation set; the best is "
+                f"no threshold reaches precision {self.precision:g} on this validation set; the best is "
                 f"{sw.precision[b]:.3f} (recall {sw.recall[b]:.3f}). Lower the target or use more data"
             )
         return int(ok[np.argmax(sw.recall[ok])])
@@ -247,37 +213,12 @@ class TargetRecall(_Labelled):
     name = "recall"
     arg_name = "recall"
 
+    def __init__(self, recall: float) -> None:
+        check_unit(type(self).__name__, "recall", recall)
+        self.recall = recall
+
     def _pick(self, sw: Sweep) -> int:
-        ok = np.flatnonzero(sw.recall >= self.arg)
+        ok = np.flatnonzero(sw.recall >= self.recall)
         return int(ok[np.argmax(sw.precision[ok])])
 
 
-THRESHOLDS: dict[str, type[Threshold]] = {
-    cls.name: cls
-    for cls in (FalseAlarmRate, Quantile, Contamination, Fixed, POT, BestF1, TargetPrecision, TargetRecall)
-}
-
-
-def parse_threshold(spec: str | Threshold) -> Threshold:
-    """A fresh, unfitted threshold from ``"name[:value]"`` (e.g. ``"false-alarm:0.05"``) or a copy of one."""
-    if isinstance(spec, Threshold):
-        return parse_threshold(spec.spec)
-    if not isinstance(spec, str):
-        raise ParameterError(f"threshold must be a spec string like 'false-alarm:0.01' or a Threshold; got {spec!r}")
-    name, _, value = spec.strip().partition(":")
-    if name not in THRESHOLDS:
-        raise ParameterError(f"unknown threshold {name!r} in {spec!r}; choose one of {sorted(THRESHOLDS)}")
-    cls = THRESHOLDS[name]
-    if cls is BestF1:
-        if value:
-            raise ParameterError(f"threshold 'best-f1' takes no value; got {spec!r}")
-        return cls()
-    if not value:
-        if cls in (FalseAlarmRate, POT):
-            return cls()
-        raise ParameterError(f"threshold {name!r} needs a value, e.g. '{name}:0.9'; got {spec!r}")
-    try:
-        num = float(value)
-    except ValueError:
-        raise ParameterError(f"threshold value in {spec!r} must be a number; got {value!r}") from None
-    return cls(num)

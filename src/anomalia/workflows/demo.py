@@ -54,7 +54,7 @@ def run_demo(
         start = time.perf_counter()
         det = make_detector(name, threshold=f"false-alarm:{alpha}", random_state=random_state).fit(X_train)
         scores = det.anomaly_score(X_test)
-        row = evaluate(y_test, scores, det.threshold_.predict(scores))
+        row = evaluate(y_test, scores, det.decide(scores))
         row["seconds"] = time.perf_counter() - start
         result.rows[name] = row
         result.detectors[name] = det

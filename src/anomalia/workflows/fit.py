@@ -1,4 +1,6 @@
-"""``fit``: a CSV or Parquet file in, a saved model folder out."""
+"""``fit`` of tables: a CSV or Parquet file in, a saved model folder out; and what every fit shares
+(:class:`FitResult`, ``--set`` parsing, the detector a run trains). The series and image fits are in
+:mod:`.series` and :mod:`.images`; :func:`anomalia.workflows.fit` picks one of the three."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ import yaml
 
 from .._core import InputError, ParameterError
 from ..data import TabularEncoder, as_labels, check_columns, read_table
-from ..detectors import get_detector, make_detector
+from ..detectors import BaseDetector, get_detector, make_detector
+from ..model import Model
 from ..scoring import parse_threshold
-from .model import Model
 
 #: Share of anomalies assumed by ``contaminated=True`` when no ``contamination`` is given.
 DEFAULT_CONTAMINATION = 0.05
@@ -24,11 +26,16 @@ DEFAULT_CONTAMINATION = 0.05
 
 @dataclass
 class FitResult:
-    """What a fit run did: the model, where it went, the data it saw, and its training history."""
+    """What a fit run did: the model, where it went, the data it saw, and its training history.
+
+    ``n_rows`` counts rows, time steps or images (``kind`` says which); ``n_input_columns`` /
+    ``n_features`` are input columns and encoded features (channels for series, pixels for images).
+    """
 
     model: Model
     path: Path
     data: str
+    kind: str
     n_rows: int
     n_excluded_anomalies: int
     n_train: int
@@ -39,10 +46,66 @@ class FitResult:
     threshold_value: float | None
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    step: str | None = None
+    image_shape: tuple[int, ...] | None = None
+    validation: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def detector(self) -> str:
+        return self.model.detector.name
 
     @property
     def epochs(self) -> int:
         return sum(len(h.get("train_loss", [])) for h in self.history)
+
+    @classmethod
+    def of(cls, model: Model, *, data: str | Path, n_rows: int, seconds: float, **extra: Any) -> FitResult:
+        """The result of fitting ``model`` (its detector fitted) on ``n_rows`` of ``data``."""
+        det = model.detector
+        thr = det.threshold_
+        assert model.path is not None, "the model is saved"
+        values = {
+            "n_excluded_anomalies": 0,
+            "n_input_columns": det.n_features_in_,
+            "n_features": det.n_features_in_,
+            **extra,
+        }
+        return cls(
+            model=model,
+            path=model.path,
+            data=str(data),
+            kind=det.input_kind,
+            n_rows=n_rows,
+            n_train=int(det.n_train_rows_),
+            n_calibration=int(det.calibration_scores_.size),
+            threshold=(thr or det.threshold_rule()).spec,
+            threshold_value=None if thr is None else float(thr.threshold_),
+            seconds=seconds,
+            history=list(getattr(det, "history_", [])),
+            validation=dict(getattr(thr, "info_", {}) or {}) if thr is not None and thr.needs_labels else {},
+            **values,
+        )
+
+
+def make_fit_detector(
+    model: str,
+    params: Iterable[str] | Mapping[str, Any] | None,
+    *,
+    threshold: str | None,
+    seed: int | None,
+    contaminated: bool = False,
+) -> BaseDetector:
+    """The detector a fit run trains: ``model`` with ``params``; ``threshold`` is the one place that sets the
+    threshold (``--set threshold=...`` is refused, so two flags cannot disagree)."""
+    kwargs = parse_params(model, params)
+    if "threshold" in kwargs:
+        raise ParameterError("set the threshold with --threshold SPEC (or 'threshold:' in the run file), not --set")
+    kwargs.setdefault("random_state", seed)
+    if contaminated:
+        kwargs.setdefault("contamination", DEFAULT_CONTAMINATION)
+    if threshold is not None:
+        kwargs["threshold"] = parse_threshold(threshold).spec
+    return make_detector(model, **kwargs)
 
 
 def parse_value(text: str) -> Any:
@@ -134,19 +197,15 @@ def fit_file(
         ``callback(epoch, train_loss, val_loss)`` after each training epoch.
     """
     start = time.perf_counter()
-    kwargs = parse_params(model, params)
-    kwargs.setdefault("random_state", seed)
-    if contaminated:
-        kwargs.setdefault("contamination", DEFAULT_CONTAMINATION)
-    spec = parse_threshold(threshold) if threshold is not None else None
-    if spec is not None and spec.needs_labels and label_column is None:
+    detector = make_fit_detector(model, params, threshold=threshold, seed=seed, contaminated=contaminated)
+    if detector.input_kind != "table":
+        raise InputError(f"{model!r} is a detector of {detector.input_kind}, not of table rows; use `anomalia fit`")
+    rule = detector.threshold_rule()
+    if rule.needs_labels and label_column is None:
         raise InputError(
-            f"threshold '{spec.spec}' is fitted on labelled anomalies; pass --label-column with the column "
+            f"threshold '{rule.spec}' is fitted on labelled anomalies; pass --label-column with the column "
             "that marks them (1 = anomaly), or use 'false-alarm:ALPHA'"
         )
-    if spec is not None:
-        kwargs["threshold"] = spec.spec
-    detector = make_detector(model, **kwargs)
 
     needed = [c for c in (label_column, *drop) if c is not None]
     if needed:
@@ -167,36 +226,35 @@ def fit_file(
     if labels is not None and (labels == 1).any():
         anomalies = table.filter(labels == 1)
         n_anom = anomalies.num_rows
-        spec_ = detector._threshold_spec()
-        if spec_.needs_labels:
-            # held-out normal rows (never trained on) and the labelled anomalies; each normal score counts for
-            # the normal rows it stands for, so precision reflects the file's share of anomalies
-            normal_scores = detector.anomaly_score(detector.calibration_rows_)
-            weight = max(1, round(normal.num_rows / normal_scores.size))
-            scores = np.r_[np.repeat(normal_scores, weight), detector.anomaly_score(encoder.transform(anomalies))]
-            y_val = np.r_[np.zeros(normal_scores.size * weight), np.ones(n_anom)].astype(np.int64)
-            detector.threshold_ = spec_.fit(scores, y_val)
-    elif detector._threshold_spec().needs_labels:
+        if rule.needs_labels:
+            fit_labelled_threshold(detector, normal.num_rows, detector.anomaly_score(encoder.transform(anomalies)))
+    elif rule.needs_labels:
         raise InputError(
-            f"threshold '{detector._threshold_spec().spec}' needs labelled anomalies, but {label_column!r} marks "
+            f"threshold '{rule.spec}' needs labelled anomalies, but {label_column!r} marks "
             "none in this file; use 'false-alarm:ALPHA' or label some anomalies"
         )
 
-    fitted = Model(detector, encoder)
-    path = fitted.save(out)
-    thr = detector.threshold_
-    return FitResult(
-        model=fitted,
-        path=path,
-        data=str(data),
+    fitted = Model(detector, encoder, name=Path(out).name)
+    fitted.save(out)
+    return FitResult.of(
+        fitted,
+        data=data,
         n_rows=table.num_rows,
+        seconds=time.perf_counter() - start,
         n_excluded_anomalies=n_anom,
-        n_train=detector.n_train_rows_,
-        n_calibration=int(detector.calibration_scores_.size),
         n_input_columns=len(encoder.input_columns),
         n_features=len(names),
-        threshold=detector._threshold_spec().spec,
-        threshold_value=None if thr is None else float(thr.threshold_),
-        seconds=time.perf_counter() - start,
-        history=list(getattr(detector, "history_", [])),
     )
+
+
+def fit_labelled_threshold(detector: BaseDetector, n_normal: int, anomaly_scores: np.ndarray) -> None:
+    """Fit the detector's labelled threshold rule on its held-out normal scores and labelled anomaly scores.
+
+    The held-out normal rows were never trained on; each of their scores counts for the normal rows it
+    stands for (``n_normal`` in all), so precision reflects the data's share of anomalies.
+    """
+    normal_scores = detector.calibration_scores_
+    weight = max(1, round(n_normal / normal_scores.size))
+    scores = np.r_[np.repeat(normal_scores, weight), anomaly_scores]
+    y_val = np.r_[np.zeros(normal_scores.size * weight), np.ones(anomaly_scores.size)].astype(np.int64)
+    detector.fit_threshold(y=y_val, scores=scores)

@@ -1,8 +1,8 @@
 """Image folders: fit on ``train/good``, score a folder (CSV + heatmap overlays), evaluate against labels
 and pixel masks. The image counterparts of ``fit_file`` / ``score_file`` / ``evaluate_file``.
 
-The reading options (size, gray or RGB) are saved beside the model as ``images.json``, so scoring reads
-new images the way the training images were read.
+The reading options (size, gray or RGB: an :class:`~anomalia.data.ImageReading`) are the model's
+preprocessing, saved in its manifest, so scoring reads new images the way the training images were read.
 """
 
 from __future__ import annotations
@@ -10,55 +10,26 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._core import BundleError, InputError
-from ..bundle import load
-from ..data.images import IMAGE_SUFFIXES, NORMAL_KIND, read_image_folder, read_images
-from ..detectors import make_detector
-from ..detectors.image import ImageDetector
+from .._core import InputError
+from ..data import IMAGE_SUFFIXES, ImageReading, read_image_folder
+from ..data.images import NORMAL_KIND
 from ..metrics import evaluate as point_metrics
 from ..metrics.pixel import per_region_overlap, pixel_roc_auc
-from .evaluate import Evaluation, operating_points
-from .fit import parse_params
+from ..model import Model
+from ..results import Evaluation, ImagesView, ImageView
+from .evaluate import build_evaluation
+from .fit import FitResult, make_fit_detector
+from .score import ScoreResult
 
-IMAGE_SETTINGS = "images.json"
 #: Images shown with their heatmaps in the report.
 TOP_IMAGES = 8
-
-
-@dataclass
-class ImageFitResult:
-    """What an image fit did."""
-
-    path: Path
-    data: str
-    detector: str
-    n_images: int
-    n_train: int
-    n_calibration: int
-    image_shape: tuple[int, ...]
-    threshold: str
-    threshold_value: float | None
-    seconds: float
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def epochs(self) -> int:
-        return sum(len(h.get("train_loss", [])) for h in self.history)
-
-
-def is_image_data(path: str | Path) -> bool:
-    """True for a folder (image folders are the only folders the workflows read) or an image file."""
-    p = Path(path)
-    return p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES
 
 
 def fit_image_folder(
@@ -70,56 +41,31 @@ def fit_image_folder(
     size: Sequence[int] | None = None,
     mode: str | None = None,
     threshold: str | None = None,
+    contaminated: bool = False,
     seed: int | None = 0,
     callback: Callable[[int, float, float | None], None] | None = None,
-) -> ImageFitResult:
+) -> FitResult:
     """Fit an image detector on ``data/train/good`` (MVTec AD layout) and save it to ``out``.
 
     ``size=(height, width)`` resizes every image when reading; ``mode`` is ``"L"`` (gray) or ``"RGB"``.
     """
     start = time.perf_counter()
-    kwargs = parse_params(model, params)
-    kwargs.setdefault("random_state", seed)
-    if threshold is not None:
-        kwargs["threshold"] = threshold
-    detector = make_detector(model, **kwargs)
-    if not isinstance(detector, ImageDetector):
+    detector = make_fit_detector(model, params, threshold=threshold, seed=seed, contaminated=contaminated)
+    if detector.input_kind != "images":
         raise InputError(
             f"{data} is an image folder but {model!r} is not an image detector; use --model conv-autoencoder or geom"
         )
     folder = read_image_folder(data, size=size, mode=mode, test=False)
     detector.fit(folder.train, callback=callback)
-    path = detector.save(out)
-    read_mode = "L" if folder.train.shape[1] == 1 else "RGB"
-    settings = {"size": list(folder.train.shape[2:]), "mode": read_mode}
-    (path / IMAGE_SETTINGS).write_text(json.dumps(settings))
-    thr = detector.threshold_
-    return ImageFitResult(
-        path=path,
-        data=str(data),
-        detector=model,
-        n_images=folder.train.shape[0],
-        n_train=detector.n_train_rows_,
-        n_calibration=int(detector.calibration_scores_.size),
-        image_shape=tuple(folder.train.shape[1:]),
-        threshold=detector._threshold_spec().spec,
-        threshold_value=None if thr is None else float(thr.threshold_),
+    fitted = Model(detector, ImageReading.of(folder.train), name=Path(out).name)
+    fitted.save(out)
+    return FitResult.of(
+        fitted,
+        data=data,
+        n_rows=int(folder.train.shape[0]),
         seconds=time.perf_counter() - start,
-        history=list(getattr(detector, "history_", [])),
+        image_shape=tuple(int(v) for v in folder.train.shape[1:]),
     )
-
-
-def load_image_model(path: str | Path) -> tuple[ImageDetector, dict[str, Any]]:
-    """A saved image detector and its reading options."""
-    det = load(path)
-    if not isinstance(det, ImageDetector):
-        raise BundleError(f"{path} holds a {det.name} model, which does not score images")
-    settings_file = Path(path) / IMAGE_SETTINGS
-    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
-    if not settings:
-        c, h, w = det.image_shape_
-        settings = {"size": [h, w], "mode": "L" if c == 1 else "RGB"}
-    return det, settings
 
 
 def image_files(data: str | Path) -> list[Path]:
@@ -163,43 +109,23 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-@dataclass
-class ImageScoreResult:
-    data: str
-    out: Path
-    n_images: int
-    n_flagged: int
-    seconds: float
-    threshold: str
-    heatmaps: Path | None = None
-
-    @property
-    def images_per_second(self) -> float:
-        return self.n_images / self.seconds if self.seconds > 0 else float("inf")
-
-
-def _heat_scale(det: ImageDetector) -> float:
-    """Map value drawn at full colour: the 99th percentile of the pixels of the calibration images' maps."""
-    rows = det.calibration_rows_
-    maps = det._maps(rows, per_channel=False)
-    return float(np.quantile(maps, 0.99)) if maps.size else 1.0
-
-
 def score_images(
-    model: str | Path,
+    model: str | Path | Model,
     data: str | Path,
     out: str | Path,
     *,
     heatmaps: str | Path | None = None,
     batch_images: int = 256,
-) -> ImageScoreResult:
+) -> ScoreResult:
     """Score images with a saved image model; write a CSV (``path, score, p_value, is_anomaly``).
 
     With ``heatmaps``, also write one PNG per image into that folder: the image with its anomaly map over it
     (``<relative path with / as __>.png``), all on the scale of the normal calibration images.
     """
     start = time.perf_counter()
-    det, settings = load_image_model(model)
+    m = model if isinstance(model, Model) else Model.load(model)
+    if m.input_kind != "images":
+        raise InputError(f"{model} holds a {m.detector.name} model, which does not score images")
     files = image_files(data)
     base = Path(data) if Path(data).is_dir() else Path(data).parent
     out_path = Path(out)
@@ -209,44 +135,38 @@ def score_images(
     vmax = 1.0
     if heat_dir is not None:
         heat_dir.mkdir(parents=True, exist_ok=True)
-        vmax = _heat_scale(det)
-    thr = det._fitted_threshold()
+        vmax = m.detector.heat_scale()  # type: ignore[attr-defined]
     n_flagged = 0
     with out_path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "score", "p_value", "is_anomaly"])
         for i in range(0, len(files), batch_images):
             chunk = files[i : i + batch_images]
-            X = read_images(chunk, size=settings["size"], mode=settings["mode"])
-            scores = det.anomaly_score(X)
-            p = det.p_value(X)
-            flags = thr.predict(scores)
-            n_flagged += int(flags.sum())
-            for f, s, pv, fl in zip(chunk, scores, p, flags, strict=True):
+            X = m.image_reading.read(chunk)
+            rows = m.score(X, maps=heat_dir is not None)
+            n_flagged += rows.n_flagged
+            for f, s, pv, fl in zip(chunk, rows.score, rows.p_value, rows.is_anomaly, strict=True):
                 writer.writerow([str(f), repr(float(s)), repr(float(pv)), bool(fl)])
-            if heat_dir is not None:
-                maps = det.anomaly_map(X)
-                for f, img, amap in zip(chunk, X, maps, strict=True):
+            if heat_dir is not None and rows.anomaly_map is not None:
+                for f, img, amap in zip(chunk, X, rows.anomaly_map, strict=True):
                     rel = f.relative_to(base) if f.is_relative_to(base) else Path(f.name)
                     name = "__".join(rel.with_suffix("").parts) + ".png"
                     (heat_dir / name).write_bytes(png_bytes(heatmap_overlay(img, amap, vmax)))
-    return ImageScoreResult(str(data), out_path, len(files), n_flagged, time.perf_counter() - start, thr.spec, heat_dir)
-
-
-@dataclass
-class ImageView:
-    """One image of the report: where it is, its score and label, and its heatmap overlay (PNG data URI)."""
-
-    path: str
-    kind: str
-    score: float
-    label: int | None
-    flagged: bool
-    overlay: str
+    return ScoreResult(
+        str(data),
+        out_path,
+        len(files),
+        n_flagged,
+        time.perf_counter() - start,
+        m.detector.threshold_.spec,
+        ["path", "score", "p_value", "is_anomaly"],
+        kind="images",
+        heatmaps=heat_dir,
+    )
 
 
 def evaluate_image_folder(
-    model: str | Path,
+    model: str | Path | Model,
     data: str | Path,
     *,
     top_n: int = TOP_IMAGES,
@@ -255,33 +175,51 @@ def evaluate_image_folder(
 ) -> Evaluation:
     """Score the ``test/`` images of an MVTec-layout folder and measure them against their labels (and
     masks: pixel ROC-AUC and per-region overlap). The report shows the ``top_n`` highest-scored images with
-    their heatmaps under ``extras["images"]``."""
+    their heatmaps (``images``)."""
     start = time.perf_counter()
-    det, settings = load_image_model(model)
-    folder = read_image_folder(data, size=settings["size"], mode=settings["mode"])
+    m = model if isinstance(model, Model) else Model.load(model)
+    if m.input_kind != "images":
+        raise InputError(f"{model} holds a {m.detector.name} model, which does not score images")
+    det = m.detector
+    reading = m.image_reading
+    folder = read_image_folder(data, size=reading.size, mode=reading.mode)
     if folder.test is None or folder.test_labels is None:
         raise InputError(f"{data} has no test/ images to evaluate (expected test/good/ and test/<kind>/ folders)")
     X, y = folder.test, folder.test_labels
-    scores = det.anomaly_score(X)
-    thr = det._fitted_threshold()
-    flags = thr.predict(scores)
+    with_masks = folder.masks is not None and folder.masks.any()
+    rows = m.score(X, maps=with_masks)
+    scores = rows.score
     labelled = 0 < int(y.sum()) < y.size
-    metrics = point_metrics(y, scores, flags) if labelled else {"n": float(y.size), "flagged": float(flags.sum())}
-    maps = None
-    if folder.masks is not None and folder.masks.any():
-        maps = det.anomaly_map(X)
-        metrics["pixel_roc_auc"] = pixel_roc_auc(folder.masks, maps)
-        metrics["per_region_overlap"] = per_region_overlap(folder.masks, maps)
+    ev = build_evaluation(
+        m,
+        title=f"{det.name} on {Path(data).name}",
+        data=str(data),
+        scores=scores,
+        labels=y if labelled else None,
+        top_rows=[],
+        target_precision=target_precision,
+        target_recall=target_recall,
+        seconds=0.0,
+    )
+    ev.labels = y
+    if not labelled:
+        ev.metrics = {"n": float(y.size), "flagged": float(rows.n_flagged)}
+    else:
+        ev.metrics = point_metrics(y, scores, rows.is_anomaly)
+    maps = rows.anomaly_map
+    if with_masks and maps is not None:
+        ev.metrics["pixel_roc_auc"] = pixel_roc_auc(folder.masks, maps)
+        ev.metrics["per_region_overlap"] = per_region_overlap(folder.masks, maps)
     top = np.argsort(-scores, kind="stable")[:top_n]
-    top_maps = maps[top] if maps is not None else det.anomaly_map(X[top])
-    vmax = _heat_scale(det)
+    top_maps = maps[top] if maps is not None else det.anomaly_map(X[top])  # type: ignore[attr-defined]
+    vmax = det.heat_scale()  # type: ignore[attr-defined]
     views = [
         ImageView(
             path=str(folder.test_paths[i]),
             kind=folder.test_kinds[i],
             score=float(scores[i]),
             label=int(y[i]),
-            flagged=bool(flags[i]),
+            flagged=bool(rows.is_anomaly[i]),
             overlay="data:image/png;base64,"
             + base64.b64encode(png_bytes(enlarged(heatmap_overlay(X[i], amap, vmax)))).decode("ascii"),
         )
@@ -289,39 +227,18 @@ def evaluate_image_folder(
     ]
     kind_of = np.asarray(folder.test_kinds)
     kinds = {str(k): float(scores[kind_of == k].mean()) for k in np.unique(kind_of)}
-    return Evaluation(
-        title=f"{det.name} on {Path(data).name}",
-        data=str(data),
-        detector=det.name,
-        params={k: v for k, v in det.get_params(deep=False).items() if not hasattr(v, "spec")},
-        threshold=thr.spec,
-        threshold_value=float(thr.threshold_),
-        scores=scores,
-        flags=flags,
-        labels=y,
-        calibration_scores=np.asarray(det.calibration_scores_),
-        metrics=metrics,
-        operating_points=operating_points(scores, y, thr, target_precision, target_recall),
-        top_rows=[],
-        history=list(getattr(det, "history_", [])),
-        feature_names=[],
-        seconds=time.perf_counter() - start,
-        target_precision=target_precision,
-        target_recall=target_recall,
-        extras={"images": {"top": views, "mean_score_by_kind": kinds, "normal_kind": NORMAL_KIND}},
-    )
+    ev.images = ImagesView(views, kinds, NORMAL_KIND)
+    ev.seconds = time.perf_counter() - start
+    return ev
 
 
 __all__ = [
-    "IMAGE_SETTINGS",
-    "ImageFitResult",
-    "ImageScoreResult",
-    "ImageView",
+    "TOP_IMAGES",
+    "enlarged",
     "evaluate_image_folder",
     "fit_image_folder",
     "heatmap_overlay",
     "image_files",
-    "is_image_data",
-    "load_image_model",
+    "png_bytes",
     "score_images",
 ]

@@ -1,0 +1,270 @@
+"""A model folder as everything above the detectors uses it: preprocessing + detector + calibration +
+threshold, loaded from one folder (one manifest read, one weights file), for every modality.
+
+:meth:`Model.score` is the one scoring step: a table (pyarrow / pandas / numpy) of records, a series frame,
+or images (an array or image files) in, :class:`~anomalia.results.ScoredRows` out, with the p-values, the
+decisions and the top contributing features computed in the same pass as the scores. The command line, the
+service, the stream runner and distributed workers all call it.
+
+The preprocessing is part of the manifest (``"preprocess"``): a :class:`~anomalia.data.TabularEncoder` for
+tables read from files, an :class:`~anomalia.data.ImageReading` for image files, nothing for series (their
+time column, resampling and fill are detector arguments) or for detectors fitted on numeric arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bundle
+from ._core import BundleError, InputError, ParameterError
+from .data import ImageReading, TabularEncoder, as_arrow
+from .detectors import BaseDetector, normalise_shares
+from .detectors.persist import detector_section, from_section
+from .explain import occlusion
+from .results import Contributions, ScoredRows
+
+#: Which rows get their top contributing features: every row, flagged rows only, or none.
+EXPLAIN_OPTIONS = ("all", "flagged", "none")
+
+Preprocess = TabularEncoder | ImageReading | None
+
+
+@dataclass
+class Model:
+    """A fitted detector with the preprocessing in front of it, its name and version.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        A fitted detector.
+    preprocess : TabularEncoder or ImageReading, optional
+        How raw input becomes the detector's input; None passes numeric input (and series) as they are.
+    name : str
+        The model's name (the folder's name when loaded).
+    version : str
+        The model's version (creation time and weights checksum, written by :mod:`anomalia.bundle`).
+    """
+
+    detector: BaseDetector
+    preprocess: Preprocess = None
+    name: str = "model"
+    version: str = ""
+    path: Path | None = None
+
+    # ------------------------------------------------------------------ what it reads
+    @property
+    def input_kind(self) -> str:
+        """``"table"``, ``"series"`` or ``"images"``: the modality the workflows dispatch on."""
+        return self.detector.input_kind
+
+    @property
+    def encoder(self) -> TabularEncoder:
+        """The table encoding (a pass-through of the fitted columns for a detector fitted on a DataFrame)."""
+        if isinstance(self.preprocess, TabularEncoder):
+            return self.preprocess
+        columns = self.detector.schema_.columns
+        if self.input_kind != "table" or not columns:
+            raise BundleError(
+                f"model {self.name!r} ({self.detector.name}, fitted on "
+                f"{'an unnamed array' if not columns else self.input_kind}) has no table encoding, so it cannot "
+                "read files; fit it with `anomalia fit`, or from a DataFrame with named columns"
+            )
+        return TabularEncoder.pass_through(columns)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The columns a table must have (tables), or the channels of a series."""
+        if self.input_kind == "series":
+            return self.channels
+        return self.encoder.input_columns
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The detector's features (after one-hot encoding), or the channels of a series."""
+        if self.input_kind == "series":
+            return self.channels
+        return self.encoder.feature_names
+
+    @property
+    def channels(self) -> list[str]:
+        columns = self.detector.schema_.columns
+        return list(columns) if columns else [str(i) for i in range(self.detector.n_features_in_)]
+
+    @property
+    def image_reading(self) -> ImageReading:
+        if isinstance(self.preprocess, ImageReading):
+            return self.preprocess
+        c, h, w = self.detector.image_shape_  # type: ignore[attr-defined]
+        return ImageReading((h, w), "L" if c == 1 else "RGB")
+
+    # ------------------------------------------------------------------ saving and loading
+    def save(self, path: str | Path) -> Path:
+        """Write the model folder: one manifest (detector, preprocessing, name) and the weights, atomically."""
+        section, arrays = detector_section(self.detector)
+        preprocess = None if self.preprocess is None else self.preprocess.to_dict()
+        if isinstance(self.preprocess, TabularEncoder):
+            preprocess = {"kind": "table", "encoder": preprocess}
+        manifest = bundle.write(path, {"name": self.name, "detector": section, "preprocess": preprocess}, arrays)
+        self.path, self.version = Path(path), str(manifest["version"])
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Model:
+        """Load a model folder written by ``anomalia fit``, :meth:`save` or ``detector.save``."""
+        folder = Path(path)
+        manifest, arrays = bundle.read(folder)
+        section = manifest.get("detector")
+        if not isinstance(section, dict):
+            raise BundleError(f"{folder / bundle.MANIFEST} has no detector section; save the model again")
+        detector = from_section(section, arrays, where=str(folder))
+        model = cls(
+            detector,
+            _preprocess(manifest.get("preprocess"), folder),
+            name=str(manifest.get("name") or folder.resolve().name),
+            version=str(manifest.get("version", "")),
+            path=folder,
+        )
+        if isinstance(model.preprocess, TabularEncoder):
+            n_enc, n_det = len(model.preprocess.feature_names), detector.schema_.n_features
+            if n_enc != n_det:
+                raise BundleError(
+                    f"the preprocessing in {folder} encodes {n_enc} features but its detector expects {n_det}; "
+                    "the folder is damaged, fit again"
+                )
+        return model
+
+    # ------------------------------------------------------------------ scoring
+    def score(
+        self,
+        data: Any,
+        *,
+        explain: str = "flagged",
+        top_k: int = 3,
+        row_offset: int = 0,
+        maps: bool = False,
+    ) -> ScoredRows:
+        """Score ``data``: records (pyarrow Table / RecordBatch, DataFrame or numeric array), a series
+        (DataFrame with the time column or DatetimeIndex, or an array), or images (an array or image paths).
+
+        Parameters
+        ----------
+        explain : {"flagged", "all", "none"}
+            Which rows get their ``top_k`` contributing features (input columns, or channels); computed in
+            the same pass as the scores for deep detectors.
+        row_offset : int
+            Number of the first row (batches of a file), for ``row`` and error messages.
+        maps : bool
+            Images: also return each image's anomaly map (``anomaly_map``).
+        """
+        if explain not in EXPLAIN_OPTIONS:
+            raise ParameterError(f"explain must be one of {list(EXPLAIN_OPTIONS)}; got {explain!r}")
+        if self.input_kind == "images":
+            return self._score_images(data, maps=maps)
+        if self.input_kind == "series":
+            X, time, time_name = self._series_input(data)
+            names, group = self.channels, None
+        else:
+            X, names, group = self._table_input(data, row_offset)
+            time, time_name = None, "time"
+        det = self.detector
+        threshold = det._fitted_threshold()
+        if explain == "none":
+            scores = det.anomaly_score(X)
+            rows, parts = np.zeros(0, np.int64), np.zeros((0, det.n_features_in_))
+        else:
+            above = threshold.threshold_ if explain == "flagged" else None
+            scores, rows, parts = det.score_parts(X, above=above)
+        flags = threshold.predict(scores)
+        if explain == "flagged":
+            keep = flags[rows]  # a streaming threshold may flag fewer than "score above its value"
+            rows, parts = rows[keep], None if parts is None else parts[keep]
+        if parts is None:  # no decomposition: occlusion, one pass per feature over the explained rows
+            shares = occlusion(det, np.asarray(X)[rows]) if rows.size else np.zeros((0, det.n_features_in_))
+        else:
+            shares = normalise_shares(parts) if rows.size else np.zeros((0, det.n_features_in_))
+        if group is not None:
+            shares = group(shares)
+        contributions = Contributions.scatter(scores.size, rows, Contributions.top(shares, names, top_k))
+        return ScoredRows(
+            score=scores,
+            p_value=det.calibrator_.p_values(scores),
+            is_anomaly=flags,
+            row=np.arange(row_offset, row_offset + scores.size, dtype=np.int64),
+            time=time,
+            time_name=time_name,
+            contributions=contributions,
+            model_name=self.name,
+            model_version=self.version,
+        )
+
+    def _table_input(self, data: Any, row_offset: int) -> tuple[Any, list[str], Any]:
+        if isinstance(data, np.ndarray) and data.dtype.kind in "biuf":
+            names = self.feature_names if self.preprocess is not None or self.detector.schema_.columns else None
+            return data, names or [f"x{i}" for i in range(self.detector.n_features_in_)], None
+        encoder = self.encoder
+        X = encoder.transform(as_arrow(data), row_offset=row_offset)
+        return X, encoder.input_columns, encoder.group_shares
+
+    def _series_input(self, data: Any) -> tuple[Any, np.ndarray | None, str]:
+        det = self.detector
+        time_column = getattr(det, "time_column", None)
+        if not (hasattr(data, "columns") and hasattr(data, "dtypes")):
+            if hasattr(data, "schema") and hasattr(data, "num_rows"):  # pyarrow
+                data = data.to_pandas()
+            else:
+                return data, None, "time"
+        frame = data
+        if det.schema_.columns:  # only the fitted channels (and the time column): others may be ids, labels
+            missing = [c for c in self.channels if c not in frame.columns]
+            if missing:
+                raise InputError(f"the series lacks the channel column(s) {missing[:5]} the model was fitted on")
+            frame = frame[[c for c in [time_column, *self.channels] if c is not None]]
+        time = None
+        if time_column is not None and time_column in frame.columns:
+            time = np.asarray(frame[time_column])
+        elif hasattr(frame.index, "tz_localize"):  # a DatetimeIndex
+            time = np.asarray(frame.index)
+        return frame, time, time_column or "time"
+
+    def _score_images(self, data: Any, *, maps: bool) -> ScoredRows:
+        paths = None
+        listed = isinstance(data, Sequence) and not isinstance(data, str | bytes) and len(data) > 0
+        if listed and isinstance(data[0], str | Path):
+            paths = [str(p) for p in data]
+            data = self.image_reading.read(paths)
+        det = self.detector
+        scores = det.anomaly_score(data)
+        return ScoredRows(
+            score=scores,
+            p_value=det.calibrator_.p_values(scores),
+            is_anomaly=det.decide(scores),
+            row=None if paths is not None else np.arange(scores.size, dtype=np.int64),
+            model_name=self.name,
+            model_version=self.version,
+            paths=paths,
+            anomaly_map=det.anomaly_map(data) if maps else None,  # type: ignore[attr-defined]
+        )
+
+
+def _preprocess(section: Any, folder: Path) -> Preprocess:
+    if section is None:
+        return None
+    try:
+        kind = section.get("kind")
+        if kind == "table":
+            return TabularEncoder.from_dict(section["encoder"])
+        if kind == "images":
+            return ImageReading.from_dict(section)
+    except (InputError, KeyError, TypeError, AttributeError) as exc:
+        raise BundleError(f"the preprocessing in {folder / bundle.MANIFEST} is damaged ({exc}); fit again") from None
+    raise BundleError(f"{folder / bundle.MANIFEST} names an unknown preprocessing {section!r}; fit again")
+
+
+def load_model(path: str | Path) -> Model:
+    """:meth:`Model.load`."""
+    return Model.load(path)

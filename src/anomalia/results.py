@@ -1,0 +1,284 @@
+"""The records every score path produces: what the command line writes, the service answers, the stream
+runner and the response engine consume, and the report draws. numpy and pyarrow only.
+
+- :class:`ScoredRows`: per row (or time step, or image) its id, score, conformal p-value, decision and top
+  contributing features, with the model's name and version;
+- :class:`Evaluation`: everything an evaluation measured, with typed views for series
+  (:class:`SeriesView`) and images (:class:`ImagesView`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Contributions:
+    """The top ``k`` contributing features of each row: indices into ``names`` and their shares of the score.
+
+    Rows that were not explained hold index -1 and share NaN.
+    """
+
+    names: tuple[str, ...]
+    index: np.ndarray  # (n, k) int32
+    share: np.ndarray  # (n, k) float32
+
+    @property
+    def k(self) -> int:
+        return int(self.index.shape[1])
+
+    def of(self, i: int) -> list[tuple[str, float]]:
+        """(feature, share) pairs of row ``i``, largest first; empty when the row was not explained."""
+        return [(self.names[j], float(s)) for j, s in zip(self.index[i], self.share[i], strict=True) if j >= 0]
+
+    def take(self, rows: np.ndarray | slice) -> Contributions:
+        return Contributions(self.names, self.index[rows], self.share[rows])
+
+    @staticmethod
+    def top(shares: np.ndarray, names: Sequence[str], k: int) -> Contributions:
+        """The ``k`` largest of each row of ``shares`` (n, len(names))."""
+        k = min(k, shares.shape[1])
+        if shares.shape[0] == 0 or k == 0:
+            return Contributions(tuple(names), np.zeros((shares.shape[0], k), np.int32), np.zeros((shares.shape[0], k)))
+        whole = k == shares.shape[1]
+        part = np.argsort(-shares, axis=1) if whole else np.argpartition(-shares, k - 1, axis=1)[:, :k]
+        vals = np.take_along_axis(shares, part, axis=1)
+        order = np.argsort(-vals, axis=1, kind="stable")
+        index = np.take_along_axis(part, order, axis=1).astype(np.int32)
+        return Contributions(tuple(names), index, np.take_along_axis(vals, order, axis=1).astype(np.float32))
+
+    @staticmethod
+    def scatter(n: int, rows: np.ndarray, top: Contributions) -> Contributions:
+        """``top`` (of ``rows``) placed in a table of ``n`` rows; the other rows unexplained."""
+        index = np.full((n, top.k), -1, dtype=np.int32)
+        share = np.full((n, top.k), np.nan, dtype=np.float32)
+        index[rows], share[rows] = top.index, top.share
+        return Contributions(top.names, index, share)
+
+
+@dataclass
+class ScoredRows:
+    """Scores of a batch of rows (records, time steps or images), in input order.
+
+    ``row`` numbers the rows in their source (a file's 0-based row; None for images, named by ``paths``);
+    ``time`` holds timestamps of series steps (named ``time_name`` in outputs); ``columns`` are input
+    columns passed through (kept ids, labels); ``anomaly_map`` holds per-pixel maps of images when asked for.
+    """
+
+    score: np.ndarray
+    p_value: np.ndarray
+    is_anomaly: np.ndarray
+    row: np.ndarray | None = None
+    time: np.ndarray | None = None
+    time_name: str = "time"
+    contributions: Contributions | None = None
+    model_name: str = ""
+    model_version: str = ""
+    paths: list[str] | None = None
+    anomaly_map: np.ndarray | None = None
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.score.size)
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.is_anomaly.sum())
+
+    def with_columns(self, columns: dict[str, pa.Array]) -> ScoredRows:
+        """A copy that also passes ``columns`` through (same length as the rows)."""
+        return replace(self, columns={**self.columns, **columns})
+
+    def to_arrow(self, top_k: int | None = None) -> pa.Table:
+        """The output table: ``row`` (or ``path``), the time and passed-through columns, ``score``,
+        ``p_value``, ``is_anomaly`` and ``top_feature_i`` / ``top_share_i`` (dictionary-encoded names)."""
+        n = len(self)
+        cols: dict[str, pa.Array] = {}
+        if self.paths is not None:
+            cols["path"] = pa.array(self.paths, pa.string())
+        if self.row is not None:
+            cols["row"] = pa.array(self.row, pa.int64())
+        if self.time is not None:
+            cols[self.time_name] = pa.array(self.time)
+        cols.update(self.columns)
+        cols["score"] = pa.array(self.score)
+        cols["p_value"] = pa.array(self.p_value)
+        cols["is_anomaly"] = pa.array(self.is_anomaly)
+        c = self.contributions
+        if c is not None:
+            names = pa.array(list(c.names), pa.string())
+            for i in range(c.k if top_k is None else min(top_k, c.k)):
+                miss = c.index[:, i] < 0
+                idx = pa.array(c.index[:, i], mask=miss) if miss.any() else pa.array(c.index[:, i])
+                share = pa.array(c.share[:, i], mask=miss) if miss.any() else pa.array(c.share[:, i])
+                cols[f"top_feature_{i + 1}"] = pa.DictionaryArray.from_arrays(idx, names)
+                cols[f"top_share_{i + 1}"] = share
+        assert all(len(v) == n for v in cols.values()), "every output column has one value per row"
+        return pa.table(cols)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per row (JSON-able): score, p_value, is_anomaly, row / path / time, contributions."""
+        out = []
+        for i in range(len(self)):
+            rec: dict[str, Any] = {
+                "score": float(self.score[i]),
+                "p_value": float(self.p_value[i]),
+                "is_anomaly": bool(self.is_anomaly[i]),
+            }
+            if self.row is not None:
+                rec["row"] = int(self.row[i])
+            if self.paths is not None:
+                rec["path"] = self.paths[i]
+            if self.time is not None:
+                rec[self.time_name] = str(self.time[i])
+            if self.contributions is not None:
+                rec["contributions"] = [{"feature": f, "share": s} for f, s in self.contributions.of(i)]
+            out.append(rec)
+        return out
+
+    @staticmethod
+    def concat(parts: Sequence[ScoredRows]) -> ScoredRows:
+        """One :class:`ScoredRows` of several, in order (same model and columns)."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+
+        def cat(name: str) -> Any:
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else np.concatenate(values)
+
+        contributions = None
+        if first.contributions is not None:
+            cs = [p.contributions for p in parts]
+            contributions = Contributions(
+                first.contributions.names,
+                np.concatenate([c.index for c in cs if c is not None]),
+                np.concatenate([c.share for c in cs if c is not None]),
+            )
+        return ScoredRows(
+            score=cat("score"),
+            p_value=cat("p_value"),
+            is_anomaly=cat("is_anomaly"),
+            row=cat("row"),
+            time=cat("time"),
+            time_name=first.time_name,
+            contributions=contributions,
+            model_name=first.model_name,
+            model_version=first.model_version,
+            paths=None if first.paths is None else [x for p in parts for x in (p.paths or [])],
+            anomaly_map=cat("anomaly_map"),
+            columns={k: pa.concat_arrays([p.columns[k] for p in parts]) for k in first.columns},
+        )
+
+
+# ------------------------------------------------------------------------------------------------ evaluations
+@dataclass
+class Contribution:
+    """One feature's part in a row's score: its share and the value the row has."""
+
+    feature: str
+    share: float
+    value: Any
+
+
+@dataclass
+class TopRow:
+    """One of the highest-scored rows: where it is, its score and decision, and why."""
+
+    row: int
+    score: float
+    p_value: float
+    flagged: bool
+    label: int | None
+    contributions: list[Contribution]
+
+
+@dataclass
+class OperatingPoint:
+    """A threshold and what it gives on the evaluated data (precision etc. are None without labels)."""
+
+    name: str
+    threshold: float
+    flagged: int
+    precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
+    note: str = ""
+
+
+@dataclass
+class SeriesView:
+    """What the report's series view draws: the values, the scores with the threshold, labels and flags."""
+
+    time: np.ndarray | None
+    values: np.ndarray
+    channels: list[str]
+    scores: np.ndarray
+    threshold: float | None
+    flags: np.ndarray
+    labels: np.ndarray | None
+    shares: np.ndarray
+    warmup: int
+    note: str = ""
+
+
+@dataclass
+class ImageView:
+    """One image of the report: where it is, its score and label, and its heatmap overlay (PNG data URI)."""
+
+    path: str
+    kind: str
+    score: float
+    label: int | None
+    flagged: bool
+    overlay: str
+
+
+@dataclass
+class ImagesView:
+    """The report's image view: the top images with their heatmaps and the mean score per kind of image."""
+
+    top: list[ImageView]
+    mean_score_by_kind: dict[str, float]
+    normal_kind: str = "good"
+
+
+@dataclass
+class Evaluation:
+    """Everything an evaluation measured; the input of :func:`anomalia.report.build_report`."""
+
+    title: str
+    data: str
+    detector: str
+    params: dict[str, Any]
+    threshold: str
+    threshold_value: float
+    scores: np.ndarray
+    flags: np.ndarray
+    labels: np.ndarray | None
+    calibration_scores: np.ndarray
+    metrics: dict[str, float]
+    operating_points: list[OperatingPoint]
+    top_rows: list[TopRow]
+    history: list[dict[str, Any]]
+    feature_names: list[str]
+    seconds: float = 0.0
+    target_precision: float = 0.9
+    target_recall: float = 0.9
+    #: Other detectors' scores on the same rows, drawn beside this one's curves (the demo compares four).
+    comparison: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Per-detector metric rows for a comparison table.
+    comparison_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    series: SeriesView | None = None
+    images: ImagesView | None = None
+    #: Views of later features that have no typed field yet: name -> what their report section reads.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None and 0 < int(self.labels.sum()) < self.labels.size
