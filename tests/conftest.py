@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# One intra-op thread: on a shared 2-core machine two torch threads spin against each other and the suite's
+# time swings several-fold. Tests that measure threading set their own.
+torch.set_num_threads(1)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

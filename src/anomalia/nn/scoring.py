@@ -53,6 +53,7 @@ class Scorer(nn.Module):
         self._score = score
         self._parts = parts
         self.flatten = flatten
+        self.train(False)  # a scoring module never trains
 
     @property
     def with_parts(self) -> bool:
