@@ -108,13 +108,17 @@ def stage_costs(model_dir: Path, data: Path, rows: int) -> dict[str, float]:
     import torch
 
     from anomalia.data import iter_batches
-    from anomalia.scoring import conformal_p_values
-    from anomalia.workflows import load_model
-    from anomalia.workflows.score import ScoredBatch, _output_batch, _parquet_options
+    from anomalia.model import Model
+    from anomalia.results import Contributions, ScoredRows
+    from anomalia.workflows.score import _parquet_options
 
-    m = load_model(model_dir)
+    m = Model.load(model_dir)
     det = m.detector
-    cal, threshold = det.calibration_scores_, det._fitted_threshold()
+    calibrator = det.calibrator_
+    nothing = Contributions.top(np.zeros((0, len(m.input_columns))), m.input_columns, 3)
+
+    def unexplained(n: int) -> Contributions:  # the top-feature columns of an unexplained row, as `score` writes
+        return Contributions.scatter(n, np.zeros(0, np.int64), nothing)
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], list]) -> list:
@@ -134,7 +138,7 @@ def stage_costs(model_dir: Path, data: Path, rows: int) -> dict[str, float]:
     def write(out: list[pa.RecordBatch]) -> list:
         with pq.ParquetWriter(data.with_name("stages.parquet"), out[0].schema, **_parquet_options(out[0].schema)) as w:
             for b in out:
-                w.write_batch(b)
+                w.write_table(b)
         return []
 
     before = torch.get_num_threads()
@@ -143,12 +147,12 @@ def stage_costs(model_dir: Path, data: Path, rows: int) -> dict[str, float]:
         batches = timed("read and decode the Parquet input", read)
         Xs = timed("encode into a float32 matrix", lambda: [m.encoder.transform(b) for b in batches])
         scores = timed("`anomaly_score`", lambda: [det.anomaly_score(X) for X in Xs])
-        pf = timed("p-values and flags", lambda: [(conformal_p_values(cal, s), threshold.predict(s)) for s in scores])
+        pf = timed("p-values and flags", lambda: [(calibrator.p_values(s), det.decide(s)) for s in scores])
         out = timed(
             "build the output batches",
             lambda: [
-                _output_batch(m, ScoredBatch(0, None, s, p, f, b.select([])), 3)
-                for s, (p, f), b in zip(scores, pf, batches, strict=True)
+                ScoredRows(s, p, f, row=np.arange(s.size, dtype=np.int64), contributions=unexplained(s.size)).to_arrow()
+                for s, (p, f) in zip(scores, pf, strict=True)
             ],
         )
         timed("write the output Parquet", lambda: write(out))
@@ -170,7 +174,7 @@ def main() -> None:
     import torch
 
     import anomalia
-    from anomalia.workflows import load_model
+    from anomalia.model import load_model
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="anomalia-ooc-"))
     work.mkdir(parents=True, exist_ok=True)
