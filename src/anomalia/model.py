@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from . import bundle
 from ._core import BundleError, InputError, ParameterError
@@ -186,10 +187,10 @@ class Model:
         if parts is None:  # no decomposition: occlusion, one pass per feature over the explained rows
             shares = occlusion(det, np.asarray(X)[rows]) if rows.size else np.zeros((0, det.n_features_in_))
         else:
-            shares = normalise_shares(parts) if rows.size else np.zeros((0, det.n_features_in_))
+            shares = normalise_shares(parts, np.float32) if rows.size else np.zeros((0, det.n_features_in_))
         if group is not None:
             shares = group(shares)
-        contributions = Contributions.scatter(scores.size, rows, Contributions.top(shares, names, top_k))
+        contributions = Contributions.scatter(scores.size, rows, _top(shares, names, top_k))
         return ScoredRows(
             score=scores,
             p_value=det.calibrator_.p_values(scores),
@@ -249,6 +250,15 @@ class Model:
             paths=paths,
             anomaly_map=det.anomaly_map(data) if maps else None,  # type: ignore[attr-defined]
         )
+
+
+def _top(shares: np.ndarray, names: Sequence[str], k: int) -> Contributions:
+    """The ``k`` largest shares of each row (torch's top-k: several times faster than a numpy partition)."""
+    k = min(k, shares.shape[1])
+    if shares.shape[0] == 0 or k == 0:
+        return Contributions.top(shares, names, k)
+    values, index = torch.topk(torch.from_numpy(np.ascontiguousarray(shares, dtype=np.float32)), k, dim=1)
+    return Contributions(tuple(names), index.numpy().astype(np.int32), values.numpy())
 
 
 def _preprocess(section: Any, folder: Path) -> Preprocess:

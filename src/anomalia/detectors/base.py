@@ -402,12 +402,17 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         return tags
 
 
-def normalise_shares(parts: np.ndarray) -> np.ndarray:
-    """Rows of non-negative parts scaled to sum to 1 (uniform where a row is all zero)."""
-    parts = np.clip(np.asarray(parts, dtype=np.float64).reshape(parts.shape[0], -1), 0.0, None)
-    total = parts.sum(axis=1, keepdims=True)
-    uniform = np.full_like(parts, 1.0 / parts.shape[1])
-    return np.divide(parts, total, out=uniform, where=total > 0)
+def normalise_shares(parts: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Rows of non-negative parts scaled to sum to 1 (uniform where a row is all zero), as ``dtype``."""
+    parts = np.asarray(parts).reshape(parts.shape[0], -1)
+    out = np.maximum(parts, 0.0, dtype=dtype)  # a new array: the input is never changed
+    total = out.sum(axis=1, keepdims=True)
+    zero = total[:, 0] <= 0
+    total[zero] = 1.0
+    out /= total
+    if zero.any():
+        out[zero] = 1.0 / out.shape[1]
+    return out
 
 
 def _median(X: np.ndarray) -> np.ndarray:

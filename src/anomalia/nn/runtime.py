@@ -112,21 +112,31 @@ def batched_parts(
     above: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Like :func:`batched` for ``fn`` giving (scores, parts): every score, and the parts of the rows scoring
-    above ``above`` (every row for None), from the same pass. Returns (scores, rows, parts) in float64."""
+    above ``above`` (every row for None), from the same pass. Returns (scores, rows, parts): float64 scores,
+    the parts in the network's float32."""
     Xt = torch.from_numpy(np.require(X, np.float32, ["C", "W"]))
-    scores, rows, parts = [], [], []
+    n = Xt.shape[0]
+    scores = np.empty(n, dtype=np.float64)
+    every: np.ndarray | None = None  # all rows' parts, written in place (no concatenation)
+    rows, parts = [], []
     with torch.inference_mode():
-        for start in range(0, Xt.shape[0], batch_size):
+        for start in range(0, n, batch_size):
             xb = Xt[start : start + batch_size]
             if device.type != "cpu":
                 xb = xb.to(device, non_blocking=True)
             s, p = fn(xb)
-            keep = torch.arange(s.shape[0], device=s.device) if above is None else torch.nonzero(s > above).flatten()
-            scores.append(s.cpu())
-            rows.append((keep + start).cpu())
-            parts.append(p.reshape(p.shape[0], -1)[keep].cpu())
-    return (
-        torch.cat(scores).numpy().astype(np.float64),
-        torch.cat(rows).numpy().astype(np.int64),
-        torch.cat(parts).numpy().astype(np.float64),
-    )
+            p = p.reshape(p.shape[0], -1)
+            scores[start : start + s.shape[0]] = s.cpu().numpy()
+            if above is None:
+                if every is None:
+                    every = np.empty((n, p.shape[1]), dtype=np.float32)
+                every[start : start + p.shape[0]] = p.cpu().numpy()
+                continue
+            keep = torch.nonzero(s > above).flatten()
+            rows.append(keep.cpu().numpy() + start)
+            parts.append(p[keep].cpu().numpy())
+    if above is None:
+        return scores, np.arange(n, dtype=np.int64), np.empty((0, 0), np.float32) if every is None else every
+    if not parts:
+        return scores, np.zeros(0, np.int64), np.empty((0, 0), np.float32)
+    return scores, np.concatenate(rows).astype(np.int64), np.concatenate(parts)
