@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/tabular.py accuracy   # ROC-AUC / PR-AUC / FAR per dataset, seed and protocol
     .venv/bin/python benchmarks/tabular.py speed      # scoring, training-epoch and fit+score ratios
     .venv/bin/python benchmarks/tabular.py report     # writes the tables into benchmarks/RESULTS.md
+    .venv/bin/python benchmarks/tabular.py accuracy --out rerun.jsonl --seeds 0 --protocols novelty
+    .venv/bin/python benchmarks/tabular.py compare --out rerun.jsonl   # a rerun against the committed runs
 
 Protocols (../shared/data/README.md): novelty — train on 60 % of the normal rows (seeded shuffle), test on
 the other 40 % plus all anomalies; unsupervised — stratified 70/30 split, fit on the contaminated 70 %.
@@ -123,15 +125,16 @@ class _SkIF:
 OURS = {"anomalia AE": "autoencoder", "anomalia VAE": "vae"}
 
 
-def load_done() -> set[tuple[str, int, str, str]]:
-    if not OUT.exists():
+def load_done(out: Path) -> set[tuple[str, int, str, str]]:
+    if not out.exists():
         return set()
-    return {(r["dataset"], r["seed"], r["protocol"], r["detector"]) for r in map(json.loads, OUT.open())}
+    return {(r["dataset"], r["seed"], r["protocol"], r["detector"]) for r in map(json.loads, out.open())}
 
 
 def run_accuracy(args: argparse.Namespace) -> None:
-    OUT.parent.mkdir(exist_ok=True)
-    done = load_done()
+    out = Path(args.out) if args.out else OUT
+    out.parent.mkdir(exist_ok=True, parents=True)
+    done = load_done(out)
     peer_makers = peers()
     for path in datasets(args.datasets):
         z = np.load(path)
@@ -169,7 +172,7 @@ def run_accuracy(args: argparse.Namespace) -> None:
                     if isinstance(model, Anomalia) and protocol == "novelty":
                         row["far"] = model.false_alarm_rate(normal_test)
                         row["n_normal_test"] = int(normal_test.shape[0])
-                    with OUT.open("a") as f:
+                    with out.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     print(
                         f"{path.stem:22s} s{seed} {protocol:12s} {name:15s} roc {row['roc_auc']:.3f} "
@@ -427,9 +430,32 @@ def summarise(speed: dict[str, float] | None) -> str:
     return "\n\n".join(parts)
 
 
+def compare(rerun: Path) -> str:
+    """A rerun's ROC-AUC and PR-AUC beside the committed runs of the same dataset, seed, protocol and detector."""
+    key = ("dataset", "seed", "protocol", "detector")
+    committed = {tuple(r[k] for k in key): r for r in map(json.loads, OUT.open())}
+    table, diffs = [], []
+    for r in map(json.loads, rerun.open()):
+        old = committed.get(tuple(r[k] for k in key))
+        if old is None:
+            continue
+        d = abs(r["roc_auc"] - old["roc_auc"])
+        diffs.append(d)
+        far = [old.get("far", "–"), r.get("far", "–")]
+        table.append([r["dataset"], r["detector"], r["seed"], old["roc_auc"], r["roc_auc"], d, *far])
+    head = (
+        f"{len(table)} runs; largest |ROC-AUC difference| {max(diffs):.2e}, mean {np.mean(diffs):.2e}\n\n"
+        if diffs
+        else "no run of the rerun is in the committed results\n\n"
+    )
+    cols = ["dataset", "detector", "seed", "ROC-AUC committed", "ROC-AUC rerun", "|diff|", "FAR committed", "FAR rerun"]
+    return head + markdown_table(cols, table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["accuracy", "speed", "report"])
+    ap.add_argument("what", choices=["accuracy", "speed", "report", "compare"])
+    ap.add_argument("--out", default=None, help="accuracy: the jsonl to write (default: the committed results)")
     ap.add_argument("--datasets", default="small", help="small (≤ 10,000 rows), all, or comma-separated names")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--protocols", nargs="+", default=["novelty", "unsupervised"])
@@ -450,6 +476,8 @@ def main() -> None:
         res = run_speed(args)
         speed_file.write_text(json.dumps({"machine": machine(), **res}, indent=1))
         print(json.dumps(res, indent=1))
+    elif args.what == "compare":
+        print(compare(Path(args.out)))
     else:
         speed = json.loads(speed_file.read_text()) if speed_file.exists() else None
         print(summarise(speed))

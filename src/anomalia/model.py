@@ -24,7 +24,8 @@ import torch
 from . import bundle
 from ._core import BundleError, InputError, ParameterError
 from .data import ImageReading, TabularEncoder, as_arrow
-from .detectors import BaseDetector, normalise_shares
+from .detectors import BaseDetector
+from .detectors.base import apply_reduce
 from .detectors.persist import detector_section, from_section
 from .explain import occlusion
 from .results import Contributions, ScoredRows
@@ -174,23 +175,25 @@ class Model:
             time, time_name = None, "time"
         det = self.detector
         threshold = det._fitted_threshold()
+        k = min(top_k, len(names))
+        reduce = _top_shares(k, None if group is None else self.encoder.groups, len(names))
         if explain == "none":
-            scores = det.anomaly_score(X)
-            rows, parts = np.zeros(0, np.int64), np.zeros((0, det.n_features_in_))
+            scores, rows, top = det.anomaly_score(X), np.zeros(0, np.int64), np.zeros((0, 2 * k), np.float32)
         else:
             above = threshold.threshold_ if explain == "flagged" else None
-            scores, rows, parts = det.score_parts(X, above=above)
+            scores, rows, top = det.score_parts(X, above=above, reduce=reduce)
         flags = threshold.predict(scores)
-        if explain == "flagged":
-            keep = flags[rows]  # a streaming threshold may flag fewer than "score above its value"
-            rows, parts = rows[keep], None if parts is None else parts[keep]
-        if parts is None:  # no decomposition: occlusion, one pass per feature over the explained rows
+        if top is None:  # no decomposition: occlusion, one pass per feature over the explained rows
+            rows = rows[flags[rows]] if explain == "flagged" else rows
             shares = occlusion(det, np.asarray(X)[rows]) if rows.size else np.zeros((0, det.n_features_in_))
-        else:
-            shares = normalise_shares(parts, np.float32) if rows.size else np.zeros((0, det.n_features_in_))
-        if group is not None:
-            shares = group(shares)
-        contributions = Contributions.scatter(scores.size, rows, _top(shares, names, top_k))
+            top = apply_reduce(reduce, shares) if rows.size else np.zeros((0, 2 * k), np.float32)
+        elif explain == "flagged":
+            keep = flags[rows]  # a streaming threshold may flag fewer than "score above its value"
+            rows, top = rows[keep], top[keep]
+        if top.shape[0] == 0:
+            top = np.zeros((0, 2 * k), np.float32)
+        found = Contributions(tuple(names), top[:, k:].astype(np.int32), top[:, :k].astype(np.float32))
+        contributions = Contributions.scatter(scores.size, rows, found)
         return ScoredRows(
             score=scores,
             p_value=det.calibrator_.p_values(scores),
@@ -252,13 +255,24 @@ class Model:
         )
 
 
-def _top(shares: np.ndarray, names: Sequence[str], k: int) -> Contributions:
-    """The ``k`` largest shares of each row (torch's top-k: several times faster than a numpy partition)."""
-    k = min(k, shares.shape[1])
-    if shares.shape[0] == 0 or k == 0:
-        return Contributions.top(shares, names, k)
-    values, index = torch.topk(torch.from_numpy(np.ascontiguousarray(shares, dtype=np.float32)), k, dim=1)
-    return Contributions(tuple(names), index.numpy().astype(np.int32), values.numpy())
+def _top_shares(k: int, groups: np.ndarray | None, n_names: int) -> Any:
+    """A ``reduce`` for :meth:`BaseDetector.score_parts`: each row's parts -> shares of the score (summed per
+    input column when one-hot groups are given) -> the ``k`` largest, as ``[shares..., indices...]``.
+
+    Runs on each scoring batch in torch, so no table of every row's parts is ever built.
+    """
+    index = None if groups is None else torch.from_numpy(np.asarray(groups, dtype=np.int64))
+
+    def reduce(parts: torch.Tensor) -> torch.Tensor:
+        p = parts.clamp_min(0.0)
+        total = p.sum(dim=1, keepdim=True)
+        shares = torch.where(total > 0, p / total.clamp_min(torch.finfo(p.dtype).tiny), 1.0 / p.shape[1])
+        if index is not None:
+            shares = torch.zeros(p.shape[0], n_names, dtype=p.dtype).index_add_(1, index.to(p.device), shares)
+        values, top = torch.topk(shares, k, dim=1)
+        return torch.cat([values, top.to(values.dtype)], dim=1)
+
+    return reduce
 
 
 def _preprocess(section: Any, folder: Path) -> Preprocess:

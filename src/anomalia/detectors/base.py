@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import KW_ONLY
 from typing import Any, ClassVar
 
@@ -138,7 +139,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             "anomalia.explain.occlusion(detector, X), which works for any detector"
         )
 
-    def _score_parts(self, X: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _score_parts(
+        self, X: np.ndarray, above: float | None, reduce: Reduce | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Scores of every row, the rows whose parts are wanted (score > ``above``; all for None), their parts.
 
         Default: the parts come from :meth:`_feature_scores` on those rows (None when the detector has no
@@ -149,8 +152,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         try:
             parts = self._feature_scores(X[rows]) if rows.size else np.zeros((0, self.schema_.n_features))
         except NotImplementedError:
-            parts = None
-        return scores, rows, parts
+            return scores, rows, None
+        return scores, rows, apply_reduce(reduce, parts)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Everything learned, as (JSON-able dict, named arrays); subclasses add to ``meta["state"]``."""
@@ -301,17 +304,19 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             check_finite(arr, columns=schema.columns)  # names the bad rows and columns
 
     def score_parts(
-        self, X: Any, *, above: float | None = None
+        self, X: Any, *, above: float | None = None, reduce: Reduce | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Scores of every row and, in the same pass, the per-feature parts of some rows' scores.
 
         Returns ``(scores, rows, parts)``: ``rows`` are the rows scoring above ``above`` (every row for
         None), ``parts`` their non-negative per-feature parts, shape (len(rows), n_features), or None for a
         detector without a decomposition (use occlusion). Deep detectors run their network once for both.
+        ``reduce`` maps each batch of parts (a float32 tensor, rows x features) to a few values per row
+        (rows x m), so that a top-k of the features never needs every row's parts in memory at once.
         """
         check_is_fitted(self)
         arr, schema = self._validate(X, fitting=False, finite=not self.nonfinite_propagates)
-        scores, rows, parts = self._score_parts(arr, above)
+        scores, rows, parts = self._score_parts(arr, above, reduce)
         self._check_scores(scores, arr, schema)
         return scores, rows, parts
 
@@ -400,6 +405,21 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+#: ``reduce(parts)``: a batch of per-feature parts (float32 tensor, rows x features) -> per-row values (rows x m).
+Reduce = Callable[[Any], Any]
+
+
+def apply_reduce(reduce: Reduce | None, parts: np.ndarray) -> np.ndarray:
+    """``reduce`` applied to numpy ``parts`` (in batches), or ``parts`` as they are without one."""
+    if reduce is None or parts.shape[0] == 0:
+        return parts if reduce is None else np.zeros((0, 0), np.float32)
+    import torch  # the detectors package has it; this module is imported without it by the tabular baselines
+
+    flat = np.ascontiguousarray(parts.reshape(parts.shape[0], -1), dtype=np.float32)
+    chunks = [reduce(torch.from_numpy(flat[i : i + 8192])).numpy() for i in range(0, flat.shape[0], 8192)]
+    return np.concatenate(chunks)
 
 
 def normalise_shares(parts: np.ndarray, dtype: type = np.float64) -> np.ndarray:

@@ -14,7 +14,7 @@ from torch import nn
 from .._core import check_is_fitted
 from .._core.params import Rule, interval, options
 from ..nn import Scorer, TrainConfig, batched, batched_parts, init_weights, resolve_device, seeded, to_tensor, train
-from .base import BaseDetector
+from .base import BaseDetector, Reduce
 from .scaling import Standardizer
 
 DEEP_RULES: dict[str, list[Rule]] = {
@@ -167,9 +167,12 @@ class DeepDetector(BaseDetector):
     def _score(self, X: np.ndarray) -> np.ndarray:
         return batched(self.scoring_module(), X, device=self.device_, batch_size=self._score_batch())
 
-    def _score_parts(self, X: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _score_parts(
+        self, X: np.ndarray, above: float | None, reduce: Reduce | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         module = self.scoring_module(parts=True)
-        return batched_parts(module, X, device=self.device_, batch_size=self._score_batch(), above=above)
+        batch = self._score_batch()
+        return batched_parts(module, X, device=self.device_, batch_size=batch, above=above, reduce=reduce)
 
     def _feature_scores(self, X: np.ndarray) -> np.ndarray:
         module = self.scoring_module(parts=True)

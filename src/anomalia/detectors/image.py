@@ -16,7 +16,7 @@ from .._core import Schema, check_is_fitted
 from .._core.images import LAYOUTS, as_image_array, check_image_fit_input, check_image_shape
 from .._core.params import Rule, options
 from ..nn import Scorer, batched, gaussian_blur, resize, resolve_device, upsample_maps
-from .base import BaseDetector, normalise_shares
+from .base import BaseDetector, Reduce, normalise_shares
 from .deep import DeepDetector
 from .scaling import ChannelScaler
 
@@ -159,8 +159,10 @@ class ImageDetector(DeepDetector):
     def _score(self, X: np.ndarray) -> np.ndarray:
         return batched(self.scoring_module(), X, device=self.device_, batch_size=self._score_batch_size())
 
-    def _score_parts(self, X: np.ndarray, above: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        return BaseDetector._score_parts(self, X, above)  # the maps are smoothed: a pass of their own
+    def _score_parts(
+        self, X: np.ndarray, above: float | None, reduce: Reduce | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        return BaseDetector._score_parts(self, X, above, reduce)  # the maps are smoothed: a pass of their own
 
     def _feature_scores(self, X: np.ndarray) -> np.ndarray:
         return self._maps(X, per_channel=True)

@@ -25,7 +25,7 @@ from ..data.series import FILL_OPTIONS, Series, check_step, prepare_series
 from ..data.windows import WARMUP_SCORE, per_step, sliding_windows
 from ..nn import Scorer, init_weights, seeded, train
 from ..scoring.smoothing import ewma
-from .base import REPLAY_ROWS, BaseDetector, normalise_shares
+from .base import REPLAY_ROWS, BaseDetector, Reduce, apply_reduce, normalise_shares
 from .deep import DEEP_RULES, DeepDetector
 from .stream_state import StreamState
 
@@ -316,14 +316,14 @@ class SeriesDetector(DeepDetector):
         return s.to_rows(self._score(s.values))
 
     def score_parts(
-        self, X: Any, *, above: float | None = None
+        self, X: Any, *, above: float | None = None, reduce: Reduce | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Scores per step and, from the same pass, the per-channel parts of the steps above ``above``."""
         s = self._checked(X)
         scores, parts = self._scores_and_parts(s.values)
         scores, parts = s.to_rows(scores), s.to_rows(parts)
         rows = np.arange(scores.size) if above is None else np.flatnonzero(scores > above)
-        return scores, rows, parts[rows]
+        return scores, rows, apply_reduce(reduce, parts[rows])
 
     def explain(self, X: Any) -> np.ndarray:
         """Each channel's share of each step's score, shape (n_steps, n_channels); rows sum to 1.

@@ -110,10 +110,11 @@ def batched_parts(
     device: torch.device,
     batch_size: int = 65536,
     above: float | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Like :func:`batched` for ``fn`` giving (scores, parts): every score, and the parts of the rows scoring
     above ``above`` (every row for None), from the same pass. Returns (scores, rows, parts): float64 scores,
-    the parts in the network's float32."""
+    the parts in the network's float32, or ``reduce(parts)`` of each batch (per-row values, rows x m)."""
     Xt = torch.from_numpy(np.require(X, np.float32, ["C", "W"]))
     n = Xt.shape[0]
     scores = np.empty(n, dtype=np.float64)
@@ -127,16 +128,17 @@ def batched_parts(
             s, p = fn(xb)
             p = p.reshape(p.shape[0], -1)
             scores[start : start + s.shape[0]] = s.cpu().numpy()
-            if above is None:
-                if every is None:
-                    every = np.empty((n, p.shape[1]), dtype=np.float32)
-                every[start : start + p.shape[0]] = p.cpu().numpy()
+            if above is not None or reduce is not None:
+                keep = torch.nonzero(s > above).flatten() if above is not None else None
+                kept = p if keep is None else p[keep]
+                rows.append(np.arange(start, start + s.shape[0]) if keep is None else keep.cpu().numpy() + start)
+                parts.append((kept if reduce is None else reduce(kept.float())).cpu().numpy())
                 continue
-            keep = torch.nonzero(s > above).flatten()
-            rows.append(keep.cpu().numpy() + start)
-            parts.append(p[keep].cpu().numpy())
-    if above is None:
+            if every is None:
+                    every = np.empty((n, p.shape[1]), dtype=np.float32)
+            every[start : start + p.shape[0]] = p.cpu().numpy()
+    if above is None and reduce is None:
         return scores, np.arange(n, dtype=np.int64), np.empty((0, 0), np.float32) if every is None else every
-    if not parts:
+    if not parts or sum(p.shape[0] for p in parts) == 0:
         return scores, np.zeros(0, np.int64), np.empty((0, 0), np.float32)
     return scores, np.concatenate(rows).astype(np.int64), np.concatenate(parts)
