@@ -197,3 +197,18 @@ def test_stream_state_round_trips_and_streaming_thresholds_move_with_it() -> Non
     b, _ = det.decide_stream(*det.score_stream(series[3500:], back))
     np.testing.assert_array_equal(a, b)
     assert flags.shape == (500,)
+
+
+def test_the_command_line_score_reads_the_manifest_once(table_model, tmp_path: Path, monkeypatch) -> None:
+    from anomalia.cli import main
+
+    path, df = table_model
+    data = write(df, tmp_path / "new.parquet")
+    reads = []
+    real = bundle.read_manifest
+    monkeypatch.setattr(bundle, "read_manifest", lambda p: reads.append(p) or real(p))
+    with pytest.raises(SystemExit) as exc:
+        main(["score", str(path), str(data), "--out", str(tmp_path / "s.parquet")])
+    assert exc.value.code in (0, None) and len(reads) == 1
+    out = pd.read_parquet(tmp_path / "s.parquet")
+    assert len(out) == len(df) and out.loc[out["is_anomaly"], "top_feature_1"].notna().all()

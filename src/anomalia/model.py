@@ -174,7 +174,7 @@ class Model:
             X, names, group = self._table_input(data, row_offset)
             time, time_name = None, "time"
         det = self.detector
-        threshold = det._fitted_threshold()
+        threshold = det.fitted_threshold()
         k = min(top_k, len(names))
         reduce = _top_shares(k, None if group is None else self.encoder.groups, len(names))
         if explain == "none":

@@ -330,7 +330,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         """Conformal p-value per row in (0, 1]: small when few held-out normal rows scored as high."""
         return self.calibrator_.p_values(self.anomaly_score(X))
 
-    def _fitted_threshold(self) -> Threshold:
+    def fitted_threshold(self) -> Threshold:
+        """The fitted decision rule ``threshold_``; a clear error when it still needs labels."""
         check_is_fitted(self)
         if self.threshold_ is None:
             spec = self.threshold_rule().spec
@@ -341,7 +342,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def decide(self, scores: Any) -> np.ndarray:
         """Boolean decision per score with the fitted threshold (``threshold_``); scores from ``anomaly_score``."""
-        return self._fitted_threshold().predict(scores)
+        return self.fitted_threshold().predict(scores)
 
     def is_anomaly(self, X: Any) -> np.ndarray:
         """Boolean decision per row using the fitted threshold (``threshold_``)."""
@@ -374,7 +375,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     # scikit-learn's names, with scikit-learn's meaning
     @property
     def offset_(self) -> float:
-        return -self._fitted_threshold().threshold_
+        return -self.fitted_threshold().threshold_
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Negated anomaly score (scikit-learn: higher = more normal)."""
@@ -382,7 +383,7 @@ class BaseDetector(OutlierMixin, BaseEstimator):
 
     def decision_function(self, X: Any) -> np.ndarray:
         """``threshold - anomaly_score``: negative for anomalies (scikit-learn's convention)."""
-        return self._fitted_threshold().threshold_ - self.anomaly_score(X)
+        return self.fitted_threshold().threshold_ - self.anomaly_score(X)
 
     def predict(self, X: Any) -> np.ndarray:
         """-1 for anomalies, 1 for normal rows (scikit-learn's convention)."""

@@ -371,7 +371,7 @@ class SeriesDetector(DeepDetector):
     def decide_stream(self, scores: np.ndarray, state: StreamState) -> tuple[np.ndarray, StreamState]:
         """Decisions for a stream's scores: a streaming threshold (SPOT / DSPOT) moves with the stream, its
         state carried in ``state``; any other threshold decides as :meth:`decide`."""
-        threshold = self._fitted_threshold()
+        threshold = self.fitted_threshold()
         if not threshold.streaming:
             return threshold.predict(scores), state
         from ..scoring import SPOTState

@@ -99,7 +99,7 @@ def build_evaluation(
 ) -> Evaluation:
     """The :class:`Evaluation` of ``model``'s ``scores`` (and ``labels``) on ``data``."""
     det = model.detector
-    thr = det._fitted_threshold()
+    thr = det.fitted_threshold()
     flags = thr.predict(scores)
     if labels is not None:
         metrics = point_metrics(labels, scores, flags)

@@ -58,7 +58,7 @@ def score_batches(
                 yield offset, batch
                 offset += batch.num_rows
 
-    model.detector._fitted_threshold()  # a threshold that still needs labels fails before any reading
+    model.detector.fitted_threshold()  # a threshold that still needs labels fails before any reading
     for offset, batch in prefetch(read()):
         rows = model.score(batch, explain=explain, top_k=top_k, row_offset=offset)
         yield rows.with_columns({c: batch.column(c) for c in extra_columns}), batch
