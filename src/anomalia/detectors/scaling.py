@@ -16,11 +16,14 @@ class Standardizer:
     mean: np.ndarray
     scale: np.ndarray
 
+    @staticmethod
+    def _moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X2 = X.reshape(X.shape[0], -1)
+        return X2.mean(axis=0, dtype=np.float64), X2.std(axis=0, dtype=np.float64)
+
     @classmethod
     def fit(cls, X: np.ndarray) -> Standardizer:
-        X2 = X.reshape(X.shape[0], -1)
-        mean = X2.mean(axis=0, dtype=np.float64)
-        std = X2.std(axis=0, dtype=np.float64)
+        mean, std = cls._moments(X)
         scale = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
         return cls(mean.astype(np.float32), scale.astype(np.float32))
 
@@ -37,25 +40,12 @@ class Standardizer:
 
 
 @dataclass(frozen=True)
-class ChannelScaler:
+class ChannelScaler(Standardizer):
     """``(x - mean[c]) / scale[c]`` per channel of (n, C, H, W) images, learned at fit."""
 
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, X: np.ndarray) -> ChannelScaler:
-        mean = X.mean(axis=(0, 2, 3), dtype=np.float64)
-        std = X.std(axis=(0, 2, 3), dtype=np.float64)
-        scale = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
-        return cls(mean.astype(np.float32), scale.astype(np.float32))
+    @staticmethod
+    def _moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return X.mean(axis=(0, 2, 3), dtype=np.float64), X.std(axis=(0, 2, 3), dtype=np.float64)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean[:, None, None]) / self.scale[:, None, None]).astype(np.float32, copy=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ChannelScaler:
-        return cls(np.asarray(d["mean"], dtype=np.float32), np.asarray(d["scale"], dtype=np.float32))
