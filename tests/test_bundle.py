@@ -179,3 +179,18 @@ def test_no_pickle_in_the_package() -> None:
         text = f.read_text()
         for bad in ("import pickle", "joblib", "torch.load(", "dill"):
             assert bad not in text, f"{f} uses {bad}"
+
+
+def test_an_image_folder_model_of_0_1_loads_with_its_reading_and_heat_scale(tmp_path: Path) -> None:
+    from anomalia.model import Model
+    from anomalia.workflows.images import score_images
+
+    m = Model.load(V01 / "images-model")  # images.json beside the manifest
+    assert m.input_kind == "images" and m.image_reading.size == (12, 12) and m.image_reading.mode == "L"
+    files = sorted(str(p) for p in (V01 / "images" / "test").rglob("*.png"))
+    rows = m.score(files, maps=True)
+    np.testing.assert_allclose(rows.score, np.load(V01 / "images-scores.npy"), rtol=1e-6)
+    np.testing.assert_allclose(rows.anomaly_map, np.load(V01 / "images-maps.npy"), rtol=1e-5, atol=1e-7)
+    assert m.detector.heat_scale() > 0  # 0.1 kept the calibration images: the scale comes from them
+    res = score_images(m, V01 / "images", tmp_path / "s.csv", heatmaps=tmp_path / "heat")
+    assert res.n_rows == 8 and len(list((tmp_path / "heat").glob("*.png"))) == 8

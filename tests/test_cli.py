@@ -177,3 +177,13 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error:"), proc.stderr
+
+
+def test_run_file_keys_are_the_parameters_of_the_one_fit() -> None:
+    import inspect
+
+    from anomalia.cli.app import FIT_KEYS
+    from anomalia.workflows import fit
+
+    params = set(inspect.signature(fit).parameters) - {"params", "callback"}
+    assert set(FIT_KEYS) == params | {"set"}  # `set:` is --set, the detector arguments (fit's params)
