@@ -76,8 +76,20 @@ _NAMES: dict[str, str] = {
     "Evaluation": ".results",
     "ScoredRows": ".results",
 }
-_MODULES = ("bundle", "data", "detectors", "explain", "metrics", "model", "nn", "report", "results", "scoring")
-_MODULES += ("workflows",)
+#: Subpackages reachable as attributes (``an.metrics``), imported on first use too.
+_MODULES = (
+    "bundle",
+    "data",
+    "detectors",
+    "explain",
+    "metrics",
+    "model",
+    "nn",
+    "report",
+    "results",
+    "scoring",
+    "workflows",
+)
 
 __all__ = [
     "GEOM",

@@ -186,6 +186,7 @@ class SeriesDetector(DeepDetector):
 
     def _calibrate(self, calibration_scores: np.ndarray) -> None:
         scores = calibration_scores[self.span - 1 :]
+        # the calibration steps end the fitted series: their last smoothed score is where a stream carries on
         self._end_ewma = float(calibration_scores[-1]) if self.smoothing > 1 else None
         super()._calibrate(scores)
 
@@ -279,8 +280,7 @@ class SeriesDetector(DeepDetector):
                     errors.append(out[1].cpu())
                     out = out[0]
                 scores.append(out.cpu())
-        as64 = lambda ts: torch.cat(ts).numpy().astype(np.float64)  # noqa: E731
-        return as64(scores), (as64(errors) if parts else None)
+        return _float64(scores), (_float64(errors) if parts else None)
 
     def _raw_scores(self, values: np.ndarray) -> np.ndarray:
         n = values.shape[0]
@@ -412,3 +412,7 @@ class SeriesDetector(DeepDetector):
             last = None if s["last_time"] is None else pd.Timestamp(s["last_time"])
             self.stream_ = StreamState(arrays["series.context"].copy(), s["ewma_state"], last)
             self.stream_start_ = self.stream_
+
+
+def _float64(parts: list[torch.Tensor]) -> np.ndarray:
+    return torch.cat(parts).numpy().astype(np.float64)

@@ -70,8 +70,13 @@ def fit_series_file(
     fitted = Model(detector, name=Path(out).name)
     fitted.save(out)
     step = detector.step_  # type: ignore[attr-defined]
-    return FitResult.of(fitted, data=data, n_rows=int(frame.shape[0]), seconds=time.perf_counter() - start,
-                        step=None if step is None else str(step))
+    return FitResult.of(
+        fitted,
+        data=data,
+        n_rows=int(frame.shape[0]),
+        seconds=time.perf_counter() - start,
+        step=None if step is None else str(step),
+    )
 
 
 def score_series(model: str | Path | Model, data: str | Path, *, explain: str = "all", top_k: int = 3) -> ScoredRows:
@@ -112,8 +117,14 @@ def score_series_file(
     finally:
         writer.close(ok)
     return ScoreResult(
-        str(data), Path(out), len(rows), rows.n_flagged, time.perf_counter() - start, m.detector.threshold_.spec,
-        table.schema.names, kind="series",
+        str(data),
+        Path(out),
+        len(rows),
+        rows.n_flagged,
+        time.perf_counter() - start,
+        m.detector.fitted_threshold().spec,
+        table.schema.names,
+        kind="series",
     )
 
 
