@@ -212,3 +212,24 @@ def test_the_command_line_score_reads_the_manifest_once(table_model, tmp_path: P
     assert exc.value.code in (0, None) and len(reads) == 1
     out = pd.read_parquet(tmp_path / "s.parquet")
     assert len(out) == len(df) and out.loc[out["is_anomaly"], "top_feature_1"].notna().all()
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # shapes become constants of the graph: intended
+@pytest.mark.parametrize("cls", [an.AutoEncoder, an.VAE, an.CNNForecaster, an.LSTMAutoEncoder, an.ConvAutoEncoder])
+def test_scoring_modules_trace_to_graphs_that_score_the_same(cls) -> None:
+    # what a later export (ONNX) starts from: the module that scores, traced, gives the detector's scores
+    X = cls._contract_data(np.random.default_rng(0), 160)
+    det = cls(**cls.test_params, random_state=0).fit(X)
+    if det.input_kind == "series":
+        from anomalia.data import sliding_windows
+
+        x = torch.from_numpy(np.ascontiguousarray(sliding_windows(X, det.span)))
+        expected = det.anomaly_score(X)[det.span - 1 :]
+    else:
+        x = torch.from_numpy(X if det.input_kind == "table" else X[:, None])
+        expected = det.anomaly_score(X)
+    module = det.scoring_module()
+    with torch.inference_mode():
+        traced = torch.jit.trace(module, x[:8], check_trace=False)
+        got = traced(x).numpy().astype(np.float64)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
