@@ -214,10 +214,11 @@ def test_the_command_line_score_reads_the_manifest_once(table_model, tmp_path: P
     assert len(out) == len(df) and out.loc[out["is_anomaly"], "top_feature_1"].notna().all()
 
 
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # shapes become constants of the graph: intended
+@pytest.mark.filterwarnings("ignore:The tensor attributes self.net:UserWarning")  # torch's own LSTM, on export
 @pytest.mark.parametrize("cls", [an.AutoEncoder, an.VAE, an.CNNForecaster, an.LSTMAutoEncoder, an.ConvAutoEncoder])
-def test_scoring_modules_trace_to_graphs_that_score_the_same(cls) -> None:
-    # what a later export (ONNX) starts from: the module that scores, traced, gives the detector's scores
+def test_scoring_modules_export_to_graphs_that_score_the_same(cls) -> None:
+    # what a later export (ONNX) starts from: the module that scores, as a torch.export graph with a free
+    # batch size, gives the detector's scores
     X = cls._contract_data(np.random.default_rng(0), 160)
     det = cls(**cls.test_params, random_state=0).fit(X)
     if det.input_kind == "series":
@@ -228,8 +229,7 @@ def test_scoring_modules_trace_to_graphs_that_score_the_same(cls) -> None:
     else:
         x = torch.from_numpy(X if det.input_kind == "table" else X[:, None])
         expected = det.anomaly_score(X)
-    module = det.scoring_module()
+    graph = torch.export.export(det.scoring_module(), (x[:8],), dynamic_shapes=({0: torch.export.Dim("batch")},))
     with torch.inference_mode():
-        traced = torch.jit.trace(module, x[:8], check_trace=False)
-        got = traced(x).numpy().astype(np.float64)
+        got = graph.module()(x).numpy().astype(np.float64)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
