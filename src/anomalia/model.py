@@ -149,6 +149,7 @@ class Model:
         top_k: int = 3,
         row_offset: int = 0,
         maps: bool = False,
+        encoded: bool = False,
     ) -> ScoredRows:
         """Score ``data``: records (pyarrow Table / RecordBatch, DataFrame or numeric array), a series
         (DataFrame with the time column or DatetimeIndex, or an array), or images (an array or image paths).
@@ -162,6 +163,8 @@ class Model:
             Number of the first row (batches of a file), for ``row`` and error messages.
         maps : bool
             Images: also return each image's anomaly map (``anomaly_map``).
+        encoded : bool
+            Tables: ``data`` is already :meth:`encode`'s output (a file's reader encodes in its own thread).
         """
         if explain not in EXPLAIN_OPTIONS:
             raise ParameterError(f"explain must be one of {list(EXPLAIN_OPTIONS)}; got {explain!r}")
@@ -169,31 +172,34 @@ class Model:
             return self._score_images(data, maps=maps)
         if self.input_kind == "series":
             X, time, time_name = self._series_input(data)
-            names, group = self.channels, None
-        else:
-            X, names, group = self._table_input(data, row_offset)
-            time, time_name = None, "time"
+            names, groups = self.channels, None
+        elif encoded or not _is_numeric_array(data):
+            X = data if encoded else self.encode(data, row_offset=row_offset)
+            names, groups, time, time_name = self.encoder.input_columns, self.encoder.groups, None, "time"
+        else:  # numbers given directly: the detector's own features
+            X, names, groups, time, time_name = data, self._feature_names_or_positions(), None, None, "time"
         det = self.detector
         threshold = det.fitted_threshold()
         k = min(top_k, len(names))
-        reduce = _top_shares(k, None if group is None else self.encoder.groups, len(names))
         if explain == "none":
-            scores, rows, top = det.anomaly_score(X), np.zeros(0, np.int64), np.zeros((0, 2 * k), np.float32)
+            scores = det.anomaly_score(X)
+            flags = threshold.predict(scores)
+            contributions = Contributions.none(scores.size, names, k)
         else:
+            reduce = _top_shares(k, groups, len(names))
             above = threshold.threshold_ if explain == "flagged" else None
             scores, rows, top = det.score_parts(X, above=above, reduce=reduce)
-        flags = threshold.predict(scores)
-        if top is None:  # no decomposition: occlusion, one pass per feature over the explained rows
-            rows = rows[flags[rows]] if explain == "flagged" else rows
-            shares = occlusion(det, np.asarray(X)[rows]) if rows.size else np.zeros((0, det.n_features_in_))
-            top = apply_reduce(reduce, shares) if rows.size else np.zeros((0, 2 * k), np.float32)
-        elif explain == "flagged":
-            keep = flags[rows]  # a streaming threshold may flag fewer than "score above its value"
-            rows, top = rows[keep], top[keep]
-        if top.shape[0] == 0:
-            top = np.zeros((0, 2 * k), np.float32)
-        found = Contributions(tuple(names), top[:, k:].astype(np.int32), top[:, :k].astype(np.float32))
-        contributions = Contributions.scatter(scores.size, rows, found)
+            flags = threshold.predict(scores)
+            if explain == "flagged":  # a streaming threshold may flag fewer than "score above its value"
+                keep = flags[rows]
+                rows, top = rows[keep], None if top is None else top[keep]
+            if top is None:  # no decomposition: occlusion, one pass per feature over the explained rows
+                top = apply_reduce(reduce, occlusion(det, np.asarray(X)[rows])) if rows.size else None
+            if top is None or top.shape[0] == 0:
+                contributions = Contributions.none(scores.size, names, k)
+            else:
+                found = Contributions(tuple(names), top[:, k:].astype(np.int32), top[:, :k].astype(np.float32))
+                contributions = Contributions.scatter(scores.size, rows, found)
         return ScoredRows(
             score=scores,
             p_value=det.calibrator_.p_values(scores),
@@ -206,13 +212,14 @@ class Model:
             model_version=self.version,
         )
 
-    def _table_input(self, data: Any, row_offset: int) -> tuple[Any, list[str], Any]:
-        if isinstance(data, np.ndarray) and data.dtype.kind in "biuf":
-            names = self.feature_names if self.preprocess is not None or self.detector.schema_.columns else None
-            return data, names or [f"x{i}" for i in range(self.detector.n_features_in_)], None
-        encoder = self.encoder
-        X = encoder.transform(as_arrow(data), row_offset=row_offset)
-        return X, encoder.input_columns, encoder.group_shares
+    def encode(self, data: Any, *, row_offset: int = 0) -> np.ndarray:
+        """Records (pyarrow Table / RecordBatch or DataFrame) as the detector's float32 features."""
+        return self.encoder.transform(as_arrow(data), row_offset=row_offset)
+
+    def _feature_names_or_positions(self) -> list[str]:
+        if self.preprocess is not None or self.detector.schema_.columns:
+            return self.feature_names
+        return [f"x{i}" for i in range(self.detector.n_features_in_)]
 
     def _series_input(self, data: Any) -> tuple[Any, np.ndarray | None, str]:
         det = self.detector
@@ -255,13 +262,18 @@ class Model:
         )
 
 
+def _is_numeric_array(data: Any) -> bool:
+    return isinstance(data, np.ndarray) and data.dtype.kind in "biuf"
+
+
 def _top_shares(k: int, groups: np.ndarray | None, n_names: int) -> Any:
     """A ``reduce`` for :meth:`BaseDetector.score_parts`: each row's parts -> shares of the score (summed per
     input column when one-hot groups are given) -> the ``k`` largest, as ``[shares..., indices...]``.
 
     Runs on each scoring batch in torch, so no table of every row's parts is ever built.
     """
-    index = None if groups is None else torch.from_numpy(np.asarray(groups, dtype=np.int64))
+    one_hot = groups is not None and len(groups) != n_names  # else every feature is its own column
+    index = torch.from_numpy(np.asarray(groups, dtype=np.int64)) if one_hot else None
 
     def reduce(parts: torch.Tensor) -> torch.Tensor:
         p = parts.clamp_min(0.0)

@@ -40,25 +40,16 @@ class Contributions:
         return Contributions(self.names, self.index[rows], self.share[rows])
 
     @staticmethod
-    def top(shares: np.ndarray, names: Sequence[str], k: int) -> Contributions:
-        """The ``k`` largest of each row of ``shares`` (n, len(names))."""
-        k = min(k, shares.shape[1])
-        if shares.shape[0] == 0 or k == 0:
-            return Contributions(tuple(names), np.zeros((shares.shape[0], k), np.int32), np.zeros((shares.shape[0], k)))
-        whole = k == shares.shape[1]
-        part = np.argsort(-shares, axis=1) if whole else np.argpartition(-shares, k - 1, axis=1)[:, :k]
-        vals = np.take_along_axis(shares, part, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        index = np.take_along_axis(part, order, axis=1).astype(np.int32)
-        return Contributions(tuple(names), index, np.take_along_axis(vals, order, axis=1).astype(np.float32))
+    def none(n: int, names: Sequence[str], k: int) -> Contributions:
+        """``n`` rows, none of them explained (the ``k`` columns are there, empty)."""
+        return Contributions(tuple(names), np.full((n, k), -1, dtype=np.int32), np.full((n, k), np.nan, np.float32))
 
     @staticmethod
     def scatter(n: int, rows: np.ndarray, top: Contributions) -> Contributions:
         """``top`` (of ``rows``) placed in a table of ``n`` rows; the other rows unexplained."""
-        index = np.full((n, top.k), -1, dtype=np.int32)
-        share = np.full((n, top.k), np.nan, dtype=np.float32)
-        index[rows], share[rows] = top.index, top.share
-        return Contributions(top.names, index, share)
+        out = Contributions.none(n, top.names, top.k)
+        out.index[rows], out.share[rows] = top.index, top.share
+        return out
 
 
 @dataclass

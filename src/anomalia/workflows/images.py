@@ -20,7 +20,6 @@ import numpy as np
 from .._core import InputError
 from ..data import IMAGE_SUFFIXES, ImageReading, read_image_folder
 from ..data.images import NORMAL_KIND
-from ..metrics import evaluate as point_metrics
 from ..metrics.pixel import per_region_overlap, pixel_roc_auc
 from ..model import Model
 from ..results import Evaluation, ImagesView, ImageView
@@ -201,11 +200,7 @@ def evaluate_image_folder(
         target_recall=target_recall,
         seconds=0.0,
     )
-    ev.labels = y
-    if not labelled:
-        ev.metrics = {"n": float(y.size), "flagged": float(rows.n_flagged)}
-    else:
-        ev.metrics = point_metrics(y, scores, rows.is_anomaly)
+    ev.labels = y  # the report shows every image's kind, labelled or not
     maps = rows.anomaly_map
     if with_masks and maps is not None:
         ev.metrics["pixel_roc_auc"] = pixel_roc_auc(folder.masks, maps)

@@ -51,16 +51,16 @@ def score_batches(
     extra = [c for c in extra_columns if c not in features]
     types = model.encoder.arrow_types()
 
-    def read() -> Iterator[tuple[int, pa.RecordBatch]]:
+    def encoded() -> Iterator[tuple[int, np.ndarray, pa.RecordBatch]]:
         offset = 0
         for batch in iter_batches(data, [*features, *extra], batch_rows=batch_rows, column_types=types):
             if batch.num_rows:
-                yield offset, batch
+                yield offset, model.encode(batch, row_offset=offset), batch
                 offset += batch.num_rows
 
     model.detector.fitted_threshold()  # a threshold that still needs labels fails before any reading
-    for offset, batch in prefetch(read()):
-        rows = model.score(batch, explain=explain, top_k=top_k, row_offset=offset)
+    for offset, X, batch in prefetch(encoded()):  # reading and encoding run a batch ahead, in their own thread
+        rows = model.score(X, explain=explain, top_k=top_k, row_offset=offset, encoded=True)
         yield rows.with_columns({c: batch.column(c) for c in extra_columns}), batch
 
 
