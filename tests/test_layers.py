@@ -26,7 +26,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "model": {"_core", "data", "nn", "scoring", "metrics", "results", "bundle", "detectors", "explain"},
     "report": {"_core", "results", "metrics"},
 }
-MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model"}
+MAY_IMPORT["export"] = MAY_IMPORT["model"] | {"model"}
+MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model", "export"}
 MAY_IMPORT["cli"] = {layer for layer in MAY_IMPORT if layer != "cli"}
 
 

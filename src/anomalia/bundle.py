@@ -34,8 +34,9 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MANIFEST = "anomalia.json"
 WEIGHTS = "weights.safetensors"
-#: Files a model folder may hold; anything else makes :func:`write` refuse to replace the folder.
-OWN_FILES = (MANIFEST, WEIGHTS, "preprocess.json", "images.json")
+#: Files a model folder may hold (its ONNX export included, which a new fit replaces); anything else makes
+#: :func:`write` refuse to replace the folder.
+OWN_FILES = (MANIFEST, WEIGHTS, "preprocess.json", "images.json", "model.onnx", "model.onnx.json")
 
 
 def package_version() -> str:

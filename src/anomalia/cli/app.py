@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 
 from .._core import AnomaliaError, InputError
+from . import export as _export_commands
 
 app = typer.Typer(
     help="anomalia: deep-learning anomaly detection.",
@@ -302,24 +303,34 @@ def score(
     heatmaps: str | None = typer.Option(
         None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
     ),
+    runtime: str = typer.Option(
+        "torch", help="torch | onnx: run the model's ONNX export (`anomalia export`) in onnxruntime (no explanations)."
+    ),
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
 
+    if runtime not in ("torch", "onnx"):
+        raise InputError(f"--runtime must be torch or onnx; got {runtime!r}")
     live, update = _row_progress("scoring")
     with live:
-        res = score(
-            model_dir,
-            data,
-            out,
-            explain=explain,
-            top_k=top_k,
-            keep=keep or (),
-            batch_rows=batch_rows,
-            threads=threads,
-            heatmaps=heatmaps,
-            progress=update,
-        )
+        if runtime == "onnx":
+            from .export import score_with_onnx
+
+            res = score_with_onnx(model_dir, data, out, keep, batch_rows, threads, heatmaps, update)
+        else:
+            res = score(
+                model_dir,
+                data,
+                out,
+                explain=explain,
+                top_k=top_k,
+                keep=keep or (),
+                batch_rows=batch_rows,
+                threads=threads,
+                heatmaps=heatmaps,
+                progress=update,
+            )
     unit = {"table": "rows", "series": "steps", "images": "images"}[res.kind]
     rows = [
         (unit, res.n_rows),
@@ -535,6 +546,9 @@ def demo(
     console.print(table)
     if report:
         _write_report(demo_evaluation(result), report)
+
+
+_export_commands.register(app)  # export, diagnose
 
 
 # ------------------------------------------------------------------------------------------------ entry point

@@ -93,8 +93,20 @@ def transform_all(x: torch.Tensor, transforms: Sequence[tuple[int, bool]] = TRAN
     out = []
     for r, flip in transforms:
         xf = x.flip(-1) if flip else x
-        out.append(torch.rot90(xf, r, (-2, -1)) if r else xf)
+        out.append(_rot90(xf, r))
     return torch.cat(out)
+
+
+def _rot90(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``torch.rot90(x, k, (-2, -1))`` written as flips and a transpose, which every ONNX exporter knows."""
+    k %= 4
+    if k == 1:
+        return x.transpose(-2, -1).flip(-2)
+    if k == 2:
+        return x.flip(-2).flip(-1)
+    if k == 3:
+        return x.flip(-2).transpose(-2, -1)
+    return x
 
 
 class ConvClassifierNet(nn.Module):
