@@ -75,6 +75,7 @@ _NAMES: dict[str, str] = {
     "load_model": ".model",
     "Evaluation": ".results",
     "ScoredRows": ".results",
+    "diagnose": ".workflows.diagnose",
 }
 #: Subpackages reachable as attributes (``an.metrics``), imported on first use too.
 _MODULES = (
@@ -129,6 +130,7 @@ __all__ = [
     "WindowVAE",
     "conformal_p_values",
     "detector_names",
+    "diagnose",
     "explain",
     "get_detector",
     "load",
@@ -205,3 +207,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
         conformal_p_values,
         parse_threshold,
     )
+    from .workflows.diagnose import diagnose

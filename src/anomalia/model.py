@@ -212,6 +212,22 @@ class Model:
             model_version=self.version,
         )
 
+    def sample(self, n: int, *, random_state: Any = None) -> Any:
+        """``n`` rows drawn from a generative detector (``vae``), as records of the input columns when the
+        model has a table encoding (a pyarrow Table: one-hot groups become their likeliest category), else as
+        the detector's float32 features."""
+        sampler = getattr(self.detector, "sample", None)
+        if sampler is None:
+            raise InputError(
+                f"detector {self.detector.name!r} does not generate data; fit a vae to draw normal-looking rows"
+            )
+        X = sampler(n, random_state=random_state)
+        if isinstance(self.preprocess, TabularEncoder) or self.detector.schema_.columns:
+            from .data.decode import decode_features
+
+            return decode_features(self.encoder, X)
+        return X
+
     def encode(self, data: Any, *, row_offset: int = 0) -> np.ndarray:
         """Records (pyarrow Table / RecordBatch or DataFrame) as the detector's float32 features."""
         return self.encoder.transform(as_arrow(data), row_offset=row_offset)

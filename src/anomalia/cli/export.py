@@ -69,7 +69,7 @@ def diagnose(
     from ..workflows import parse_params
     from ..workflows.diagnose import diagnose_file
 
-    params = parse_params(set_ or [])
+    params = parse_params(model, set_ or [])
     with console.status("diagnosing (fitting on growing shares of the data)"):
         diag = diagnose_file(
             data, alpha=alpha, model=model, params=params, drop=drop or (), label_column=label_column, random_state=seed

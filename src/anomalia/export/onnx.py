@@ -158,6 +158,8 @@ def _session(path: Path | bytes, threads: int | None = None) -> Any:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # no busy-waiting between calls: a spinning pool takes the cores from the reader, writer and torch threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path) if isinstance(path, Path) else path, opts, providers=["CPUExecutionProvider"])
 
 

@@ -4,6 +4,7 @@ Reports draw :class:`anomalia.results.Evaluation` objects (with :mod:`anomalia.m
 never fit or score.
 """
 
+from . import diagnosis as _diagnosis  # noqa: F401  (registers the diagnosis section)
 from . import images as _images  # noqa: F401  (registers the image section)
 from . import series as _series  # noqa: F401  (registers the series section)
 from .html import Report, build_report, render, write_report
