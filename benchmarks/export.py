@@ -115,23 +115,45 @@ def table(result: dict) -> str:
     return markdown_table(header, body)
 
 
+NOTES = """
+Reading it: with 1 thread each the two runtimes run the same arithmetic and onnxruntime is 1.1-1.25x faster
+on the dense, LSTM and convolutional networks and 4.4x on the forecaster's 1-D convolutions. The 2-thread
+rows were measured while the 2-core machine carried a load average of 11-17 from other jobs: torch's OpenMP
+threads spin-wait at every barrier and lose most of their time to the oversubscription (torch with 2
+threads scored the dense autoencoder 20x slower than with 1), whereas onnxruntime, set not to spin between
+calls, does not; those ratios say how each behaves on a crowded machine, not how fast each is alone.
+
+Parity: every score difference is within float32 rounding and every decision is the same. The bar of the
+issue (|Δscore| <= 1e-5 relative to each score) is reached by all of them except cnn-forecaster, whose
+largest relative difference over the 60,000 steps is 7.2e-5 (0.5 % of the steps above 1e-5): these are
+steps it predicts almost perfectly (score 4.8e-5, 500x below the median calibration score of 0.024), where
+the squared error of two nearly equal float32 numbers has few significant digits in either runtime; the
+largest absolute difference is 3.6e-7. The export's own check (2,048 probe windows) and the CI parity test
+pass for it; the bar is not met element-wise on this long series, and is not lowered here.
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--report", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    ap.add_argument("--report-only", action="store_true", help="append the table of the last run, not rerunning")
     args = ap.parse_args()
-    result = run()
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1))
+    if args.report_only:
+        result = json.loads(OUT.read_text())
+    else:
+        result = run()
+        OUT.parent.mkdir(exist_ok=True)
+        OUT.write_text(json.dumps(result, indent=1))
     print(table(result))
-    if args.report:
+    if args.report or args.report_only:
         with RESULTS.open("a") as fh:
             fh.write(
                 "\n## ONNX export: onnxruntime against torch (issue 15)\n\n"
                 "`.venv/bin/python benchmarks/export.py --report` — the same prepared input scored by torch "
                 "(`detector.anomaly_score`) and by onnxruntime (`OnnxModel.anomaly_score`), with 2 and with 1 intra-op "
-                "thread(s) each, alternating {REPEATS} times in one process; the ratio is of the median times "
+                f"thread(s) each, alternating {REPEATS} times in one process; the ratio is of the median times "
                 "(above 1 = onnxruntime faster). Machine: " + result["machine"] + ", shared with other jobs "
-                "(loaded), so only the ratios mean something.\n\n" + table(result) + "\n"
+                "(loaded), so only the ratios mean something.\n\n" + table(result) + "\n" + NOTES
             )
 
 
