@@ -160,3 +160,32 @@ def test_bad_input_gives_one_line_errors(table_model, tmp_path: Path, capsys, mo
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     code, _, err = run(["score", folder, data, "--out", tmp_path / "o.csv", "--runtime", "onnx"], capsys)
     one_line_error(code, err, "pip install 'anomalia[onnx]'")
+
+
+def _readme(section: str, lang: str) -> list[str]:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index(section)
+    return re.findall(rf"```{lang}\n(.*?)```", text[start : text.index("\n## ", start + 3)], flags=re.S)
+
+
+def test_readme_export_examples_run_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    import shlex
+
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    df = data.data.rename(columns=lambda c: c.replace(" ", "_")).assign(label=(data.target == 0).astype(int))
+    df.to_csv(tmp_path / "data.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    (bash,) = _readme("## Export to ONNX", "bash")
+    for line in bash.splitlines():
+        cmd = shlex.split(line.split("#")[0])
+        assert cmd[0] == ".venv/bin/anomalia"
+        assert run(cmd[1:], capsys)[0] == 0, line
+    assert (tmp_path / "model" / "model.onnx").is_file() and len(pd.read_csv(tmp_path / "scores.csv")) == len(df)
+    (code,) = _readme("## Export to ONNX", "python")
+    exec(compile(code, "README.md (ONNX)", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    assert float(printed[0]) <= PARITY_RTOL and printed[1:] == ["True", "True"]

@@ -126,3 +126,28 @@ def test_diagnose_command_and_its_report(tmp_path: Path, capsys) -> None:
             main(bad)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and needle in err and "Traceback" not in err
+
+
+def test_readme_diagnose_examples_run_as_written(tmp_path: Path, monkeypatch, capsys) -> None:
+    import re
+    import shlex
+
+    from sklearn.datasets import load_breast_cancer
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("## Is my normal data enough?")
+    section = text[start : text.index("\n## ", start + 3)]
+    data = load_breast_cancer(as_frame=True)
+    df = data.data.rename(columns=lambda c: c.replace(" ", "_")).assign(label=(data.target == 0).astype(int))
+    df.to_csv(tmp_path / "data.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    (bash,) = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    cmd = shlex.split(bash.strip())
+    with pytest.raises(SystemExit) as exc:
+        main(cmd[1:])
+    assert exc.value.code in (0, None) and (tmp_path / "diagnosis.html").is_file()
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    capsys.readouterr()
+    exec(compile(code, "README.md (diagnose)", "exec"), {})
+    out = capsys.readouterr().out
+    assert "999" in out and "4,638" in out  # the numbers the README quotes
