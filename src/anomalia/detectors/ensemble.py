@@ -133,7 +133,8 @@ class Ensemble(BaseDetector):
             section, member_arrays = detector_section(det)
             sections.append(section)
             arrays.update({f"member{i}.{k}": v for k, v in member_arrays.items()})
-        meta["state"].update(members=sections, scales=self.scales_.tolist())
+        effective = {"members": [det.name for det in self.members_]}  # what `anomalia info` shows
+        meta["state"].update(members=sections, scales=self.scales_.tolist(), effective=effective)
         return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
