@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/tabular.py report     # writes the tables into benchmarks/RESULTS.md
     .venv/bin/python benchmarks/tabular.py accuracy --out rerun.jsonl --seeds 0 --protocols novelty
     .venv/bin/python benchmarks/tabular.py compare --out rerun.jsonl   # a rerun against the committed runs
+    .venv/bin/python benchmarks/tabular.py means --out rerun.jsonl     # mean ROC-AUC beside committed peers
 
 Protocols (../shared/data/README.md): novelty — train on 60 % of the normal rows (seeded shuffle), test on
 the other 40 % plus all anomalies; unsupervised — stratified 70/30 split, fit on the contaminated 70 %.
@@ -108,6 +109,9 @@ def peers() -> dict[str, Callable[[int, int], Peer]]:
     out["PyOD AE"] = lambda d, s: Peer(lambda d, s: AutoEncoder(random_state=s, verbose=0)).bind(d, s)
     out["PyOD VAE"] = lambda d, s: Peer(lambda d, s: VAE(random_state=s, verbose=0)).bind(d, s)
     out["PyOD DeepSVDD"] = lambda d, s: Peer(lambda d, s: DeepSVDD(n_features=d, random_state=s, verbose=0)).bind(d, s)
+    from pyod.models.knn import KNN
+
+    out["PyOD KNN"] = lambda d, s: Peer(lambda d, s: KNN()).bind(d, s)
     return out
 
 
@@ -122,7 +126,7 @@ class _SkIF:
         return -self.model.score_samples(X)
 
 
-OURS = {"anomalia AE": "autoencoder", "anomalia VAE": "vae"}
+OURS = {"anomalia AE": "autoencoder", "anomalia VAE": "vae", "anomalia kNN": "knn", "anomalia Ensemble": "ensemble"}
 
 
 def load_done(out: Path) -> set[tuple[str, int, str, str]]:
@@ -452,9 +456,33 @@ def compare(rerun: Path) -> str:
     return head + markdown_table(cols, table)
 
 
+def means(rerun: Path) -> str:
+    """Mean ROC-AUC per protocol and detector over the (dataset, seed) pairs of a rerun: the rerun's detectors
+    beside the committed runs of every other detector on exactly those pairs."""
+    key = ("dataset", "seed", "protocol", "detector")
+    new = {tuple(r[k] for k in key): r for r in map(json.loads, rerun.open())}
+    committed = {tuple(r[k] for k in key): r for r in map(json.loads, OUT.open())} if OUT.exists() else {}
+    parts = []
+    for protocol in sorted({k[2] for k in new}):
+        pairs = sorted({(k[0], k[1]) for k in new if k[2] == protocol})
+        dets = sorted({k[3] for k in new if k[2] == protocol} | {k[3] for k in committed if k[2] == protocol})
+        rows = []
+        for det in dets:
+            got = [new.get((d, s, protocol, det)) or committed.get((d, s, protocol, det)) for d, s in pairs]
+            if any(g is None for g in got):
+                continue
+            source = "rerun" if all((d, s, protocol, det) in new for d, s in pairs) else "committed"
+            roc, pr = (float(np.mean([g[m] for g in got])) for m in ("roc_auc", "pr_auc"))
+            rows.append([det, roc, pr, source])
+        rows.sort(key=lambda r: -r[1])
+        table = markdown_table(["detector", "mean ROC-AUC", "mean PR-AUC", "from"], rows)
+        parts.append(f"#### {protocol}: {len(pairs)} (dataset, seed) pairs\n\n{table}")
+    return "\n\n".join(parts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["accuracy", "speed", "report", "compare"])
+    ap.add_argument("what", choices=["accuracy", "speed", "report", "compare", "means"])
     ap.add_argument("--out", default=None, help="accuracy: the jsonl to write (default: the committed results)")
     ap.add_argument("--datasets", default="small", help="small (≤ 10,000 rows), all, or comma-separated names")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -478,6 +506,8 @@ def main() -> None:
         print(json.dumps(res, indent=1))
     elif args.what == "compare":
         print(compare(Path(args.out)))
+    elif args.what == "means":
+        print(means(Path(args.out)))
     else:
         speed = json.loads(speed_file.read_text()) if speed_file.exists() else None
         print(summarise(speed))

@@ -33,12 +33,14 @@ _NAMES: dict[str, str] = {
     **dict.fromkeys(
         (
             "GEOM",
+            "KNN",
             "PCA",
             "VAE",
             "AutoEncoder",
             "BaseDetector",
             "CNNForecaster",
             "ConvAutoEncoder",
+            "Ensemble",
             "IsolationForest",
             "LSTMAutoEncoder",
             "LSTMForecaster",
@@ -94,6 +96,7 @@ _MODULES = (
 
 __all__ = [
     "GEOM",
+    "KNN",
     "PCA",
     "POT",
     "SPOT",
@@ -107,6 +110,7 @@ __all__ = [
     "Calibrator",
     "Contamination",
     "ConvAutoEncoder",
+    "Ensemble",
     "Evaluation",
     "FalseAlarmRate",
     "Fixed",
@@ -173,12 +177,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
     from .bundle import read_manifest
     from .detectors import (
         GEOM,
+        KNN,
         PCA,
         VAE,
         AutoEncoder,
         BaseDetector,
         CNNForecaster,
         ConvAutoEncoder,
+        Ensemble,
         IsolationForest,
         LSTMAutoEncoder,
         LSTMForecaster,

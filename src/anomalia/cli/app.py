@@ -488,6 +488,7 @@ def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folde
         ("name · version", f"{i['name']} · {i['version']}"),
         ("detector", f"{i['detector']} ({kind})"),
         ("parameters", ", ".join(f"{k}={v}" for k, v in sorted(i["params"].items()) if v is not None)),
+        ("values used", ", ".join(f"{k}={v}" for k, v in i["effective"].items()) or "—"),
         ("features", f"{schema.get('n_features')}: {', '.join(map(str, cols[:12]))}{' ...' if len(cols) > 12 else ''}"),
         ("threshold", f"{thr.get('spec', '—')} → score > {_fmt(thr.get('threshold'), 4)}"),
         ("training rows", train.get("n_train_rows")),

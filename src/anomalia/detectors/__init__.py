@@ -4,10 +4,12 @@ from .autoencoder import AutoEncoder
 from .base import BaseDetector, normalise_shares
 from .conv_autoencoder import ConvAutoEncoder
 from .deep import DeepDetector
+from .ensemble import Ensemble
 from .forecasters import CNNForecaster, LSTMForecaster
 from .geom import GEOM
 from .iforest import IsolationForest
 from .image import ImageDetector
+from .knn import KNN
 from .lstm_autoencoder import LSTMAutoEncoder
 from .pca import PCA
 from .persist import load, save
@@ -19,6 +21,7 @@ from .windowed import WindowAutoEncoder, WindowVAE
 
 __all__ = [
     "GEOM",
+    "KNN",
     "PCA",
     "VAE",
     "AutoEncoder",
@@ -26,6 +29,7 @@ __all__ = [
     "CNNForecaster",
     "ConvAutoEncoder",
     "DeepDetector",
+    "Ensemble",
     "ImageDetector",
     "IsolationForest",
     "LSTMAutoEncoder",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import KW_ONLY
+from typing import Any
 
 import torch
 from torch import nn
@@ -11,10 +12,11 @@ from .._core.params import int_tuple, options
 from ..nn import DenseAutoEncoder
 from .deep import DEEP_RULES, DeepDetector
 from .registry import register
+from .shape_defaults import ShapeDefaults, autoencoder_hidden
 
 
 @register("autoencoder")
-class AutoEncoder(DeepDetector):
+class AutoEncoder(ShapeDefaults, DeepDetector):
     """Dense autoencoder; score = mean squared reconstruction error of the standardised record.
 
     Parameters
@@ -22,7 +24,8 @@ class AutoEncoder(DeepDetector):
     hidden : tuple of int, optional
         Encoder layer sizes; the last is the code. The decoder mirrors them. None (default) means (64, 32),
         with the code narrowed to ``n_features // 4`` (at least 2) when ``contamination`` is set: a network
-        wider than its input can learn to reconstruct the anomalies hidden in contaminated training data.
+        wider than its input can learn to reconstruct the anomalies hidden in contaminated training data
+        (how this rule was chosen: :mod:`anomalia.detectors.shape_defaults`).
     dropout : float
         Dropout after every hidden layer.
     contamination : float, optional
@@ -33,7 +36,8 @@ class AutoEncoder(DeepDetector):
     The keyword-only arguments shared by every deep detector (``epochs=100``, ``batch_size=256``,
     ``lr=1e-3``, ``weight_decay=1e-5``, ``patience=10``, ``robust``, ``validation_fraction=0.1``,
     ``device``) are described in :class:`~anomalia.detectors.DeepDetector`; ``threshold``,
-    ``calibration_fraction``, ``keep_rows`` and ``random_state`` in :class:`~anomalia.BaseDetector`.
+    ``calibration_fraction``, ``keep_rows`` and ``random_state`` in :class:`~anomalia.BaseDetector`. The
+    widths used are the fitted attribute ``hidden_`` (saved in the manifest; ``anomalia info`` shows it).
     """
 
     parameter_rules = {**DEEP_RULES, "hidden": [int_tuple(), options(None)]}
@@ -43,15 +47,18 @@ class AutoEncoder(DeepDetector):
     _: KW_ONLY
     dropout: float = 0.0
 
-    def _hidden(self, n_features: int) -> tuple[int, ...]:
-        if self.hidden is not None:
-            return tuple(self.hidden)
-        if self._trim_fraction() > 0:
-            return (64, max(2, min(32, n_features // 4)))
-        return (64, 32)
+    def _resolve_widths(self, n_features: int) -> None:
+        contaminated = self._trim_fraction() > 0
+        self.hidden_ = tuple(self.hidden) if self.hidden is not None else autoencoder_hidden(n_features, contaminated)
+
+    def _width_state(self) -> dict[str, Any]:
+        return {"hidden": list(self.hidden_)}
+
+    def _set_width_state(self, state: dict[str, Any]) -> None:
+        self.hidden_ = tuple(int(h) for h in state["hidden"])
 
     def _build(self, n_features: int) -> nn.Module:
-        return DenseAutoEncoder(n_features, self._hidden(n_features), self.dropout)
+        return DenseAutoEncoder(n_features, self.hidden_, self.dropout)
 
     nonfinite_propagates = True
 

@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # the estimators import this module to save themselves
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Threshold):
         return value.to_dict()
+    if hasattr(value, "get_params") and hasattr(value, "name"):  # a detector inside a parameter (ensemble members)
+        return {"name": value.name, "params": {k: _jsonable(v) for k, v in value.get_params(deep=False).items()}}
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
@@ -48,12 +52,24 @@ def save(detector: BaseDetector, path: str | Path, **sections: Any) -> Path:
     return Path(path)
 
 
-def _params(raw: dict[str, Any]) -> dict[str, Any]:
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):  # a member spec inside a list parameter
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def load_params(raw: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments from their manifest form (JSON lists back to tuples, Threshold objects)."""
     # JSON has no tuples: every list-valued parameter (layer sizes, ...) was a tuple when saved
-    out = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    out = {k: _tuples(v) if isinstance(v, list) else v for k, v in raw.items()}
     if isinstance(out.get("threshold"), dict):
         out["threshold"] = Threshold.from_dict(out["threshold"])
     return out
+
+
+_params = load_params
 
 
 def from_section(section: dict[str, Any], arrays: dict[str, np.ndarray], *, where: str = "the model") -> BaseDetector:

@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer
 from ..detectors import BaseDetector, make_detector
 from ..metrics import evaluate
 
-DEMO_DETECTORS = ("autoencoder", "vae", "isolation-forest", "pca")
+DEMO_DETECTORS = ("autoencoder", "vae", "ensemble", "isolation-forest", "knn", "pca")
 
 
 @dataclass

@@ -38,6 +38,7 @@ def model_info(path: str | Path) -> dict[str, Any]:
         "format_version": m.get("format_version"),
         "created": m.get("created"),
         "epochs_run": sum(len(h.get("train_loss", [])) for h in history),
+        "effective": (det.get("state") or {}).get("effective") or {},
         "preprocess": preprocess,
         "images": {k: pre[k] for k in ("size", "mode")} if pre.get("kind") == "images" else None,
     }
