@@ -443,9 +443,15 @@ def report(
 
 
 # ------------------------------------------------------------------------------------------------ models, info
-@app.command()
-def models() -> None:
+models_app = typer.Typer(help="List the registered detectors; `models rollback MODEL` serves an earlier version.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context) -> None:
     """List the registered detectors and their parameters (defaults in brackets)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from ..detectors import detector_names, get_detector
 
     table = Table(title="Detectors (use with `anomalia fit --model NAME --set key=value`)", title_justify="left")
@@ -535,6 +541,11 @@ def demo(
     console.print(table)
     if report:
         _write_report(demo_evaluation(result), report)
+
+
+from .watch import register as _register_watch  # noqa: E402  (watch, adapt, models rollback)
+
+_register_watch(app, models_app)
 
 
 # ------------------------------------------------------------------------------------------------ entry point
