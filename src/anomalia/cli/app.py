@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 
 from .._core import AnomaliaError, InputError
+from .alerts import alerts_app
 
 app = typer.Typer(
     help="anomalia: deep-learning anomaly detection.",
@@ -302,10 +303,18 @@ def score(
     heatmaps: str | None = typer.Option(
         None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
     ),
+    respond: str | None = typer.Option(
+        None, "--respond", help="Response file (YAML): raise alerts for the flagged rows (re-runs add none)."
+    ),
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
 
+    hook = None
+    if respond:
+        from .alerts import ScoreResponder
+
+        hook = ScoreResponder(respond, model_dir, data)
     live, update = _row_progress("scoring")
     with live:
         res = score(
@@ -319,6 +328,7 @@ def score(
             threads=threads,
             heatmaps=heatmaps,
             progress=update,
+            on_batch=hook,
         )
     unit = {"table": "rows", "series": "steps", "images": "images"}[res.kind]
     rows = [
@@ -330,6 +340,8 @@ def score(
     ]
     if res.heatmaps is not None:
         rows.append(("heatmaps", str(res.heatmaps)))
+    if hook is not None:
+        rows += hook.rows()
     console.print(_kv_table("Scored", rows))
 
 
@@ -535,6 +547,9 @@ def demo(
     console.print(table)
     if report:
         _write_report(demo_evaluation(result), report)
+
+
+app.add_typer(alerts_app, name="alerts")
 
 
 # ------------------------------------------------------------------------------------------------ entry point

@@ -7,7 +7,10 @@ alert's fingerprint is silenced; exit code, duration and the tail of its output 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -81,23 +84,9 @@ def run_action(responder: Any, action: ActionConfig, payload: dict[str, Any]) ->
             )
         start = time.perf_counter()
         try:
-            proc = subprocess.run(
-                list(action.command),
-                input=json.dumps(alert),
-                capture_output=True,
-                text=True,
-                timeout=action.timeout,
-                check=False,
-            )
-            detail.update(
-                outcome="ok" if proc.returncode == 0 else "failed",
-                exit_code=proc.returncode,
-                output_tail=(proc.stdout + proc.stderr)[-_TAIL:],
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = (exc.stdout or b"") + (exc.stderr or b"")
-            text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
-            detail.update(outcome="timeout", exit_code=None, output_tail=text[-_TAIL:])
+            code, output, timed_out = _run(list(action.command), json.dumps(alert), action.timeout)
+            outcome = "timeout" if timed_out else "ok" if code == 0 else "failed"
+            detail.update(outcome=outcome, exit_code=None if timed_out else code, output_tail=output[-_TAIL:])
         except OSError as exc:
             detail.update(outcome="failed", exit_code=None, output_tail=str(exc))
         detail["seconds"] = round(time.perf_counter() - start, 3)
@@ -107,6 +96,26 @@ def run_action(responder: Any, action: ActionConfig, payload: dict[str, Any]) ->
         slot.release()
         with store.session() as s:
             s.execute(delete(SilenceRow).where(SilenceRow.id == silence_id))
+
+
+def _run(argv: list[str], stdin: str, timeout: float) -> tuple[int | None, str, bool]:
+    """Run ``argv`` in its own process group; on timeout the whole group is killed (children included)."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(stdin, timeout=timeout)
+        return proc.returncode, out or "", False
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out or "", True
 
 
 def _audit(

@@ -622,14 +622,6 @@ class Responder:
             else:
                 row.status = "resolved"
                 row.ends_at = row.ends_at or now
-                if inc is not None and inc.status != "closed":
-                    states = self._load_states(s, {inc.fingerprint})
-                    st = states.setdefault(inc.fingerprint, _Fp(exists=True))
-                    if st.incident is None or st.incident["id"] != inc.id:
-                        st.incident = {**_incident_dict(inc), "_pending": []}
-                    st.incident["closed_by"] = f"{action}:{who}"
-                    s.expunge(inc)
-                    self._close(batch, st, now, now, action, None)
                 if action in ("false-positive", "new-normal"):
                     self._mute(s, row, now, who, action)
                     s.add(
@@ -644,6 +636,17 @@ class Responder:
                             who=who,
                         )
                     )
+                    s.flush()
+                if inc is not None and inc.status != "closed":
+                    states = self._load_states(s, {inc.fingerprint})
+                    st = states.setdefault(inc.fingerprint, _Fp(exists=True))
+                    if st.incident is None or st.incident["id"] != inc.id:
+                        st.incident = {**_incident_dict(inc), "_pending": []}
+                    st.incident["closed_by"] = f"{action}:{who}"
+                    # a resolve goes only where the firing may have gone: not after every one was cancelled
+                    st.incident["notified"] = st.incident["notified"] and self._announced(s, inc.id)
+                    s.expunge(inc)
+                    self._close(batch, st, now, now, action, None)
             s.add(
                 AuditRow(
                     at=now,
@@ -658,6 +661,20 @@ class Responder:
             s.flush()
             self._write(s, batch, states)
             return alert_of(row)
+
+    def _announced(self, s: Session, incident_id: str) -> bool:
+        """Whether a firing notification of the incident was delivered or may still be."""
+        q = (
+            select(NotificationRow.id)
+            .join(NotificationAlertRow, NotificationRow.id == NotificationAlertRow.notification_id)
+            .where(
+                NotificationAlertRow.incident_id == incident_id,
+                NotificationRow.kind.in_(("firing", "repeat")),
+                NotificationRow.status.in_(("pending", "delivered", "dead")),
+            )
+            .limit(1)
+        )
+        return s.scalar(q) is not None
 
     def _mute(self, s: Session, row: AlertRow, now: float, who: str, action: str) -> None:
         """Silence the fingerprint and cancel its notifications that have not gone out yet."""
