@@ -10,6 +10,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from .._core import InputError
 
@@ -37,10 +38,22 @@ def _who(who: str | None) -> str:
         return "cli"
 
 
-def _console() -> Any:
-    from .app import console
+_out = Console()
 
-    return console
+
+def _console() -> Console:
+    return _out
+
+
+def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for k, v in rows:
+        table.add_row(k, str(v))
+    return table
 
 
 @alerts_app.command("list")
@@ -99,8 +112,6 @@ def show(
     if as_json:
         sys.stdout.write(json.dumps({**d, "incident": inc, "audit": audit}, separators=(",", ":")) + "\n")
         return
-    from .app import _kv_table
-
     rows: list[tuple[str, Any]] = [
         (k, d[k])
         for k in (
