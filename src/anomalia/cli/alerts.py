@@ -297,6 +297,9 @@ class ScoreResponder:
         from ..workflows import model_info
 
         self.responder = Responder(load_config(config))
+        entity = self.responder.config.entity
+        #: read along with the model's features (and so copied to the output): the entity column
+        self.extra_columns = [entity] if entity else []
         self.threshold = (model_info(model_dir).get("threshold") or {}).get("threshold")
         self.source = str(Path(data).resolve())
         self.alerts = self.duplicates = self.notifications = self.incidents = 0

@@ -304,7 +304,10 @@ def score(
         None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
     ),
     respond: str | None = typer.Option(
-        None, "--respond", help="Response file (YAML): raise alerts for the flagged rows (re-runs add none)."
+        None,
+        "--respond",
+        help="Response file (YAML): raise alerts for the flagged rows (a re-run adds none); its entity column is "
+        "read along and copied to the output.",
     ),
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
@@ -323,7 +326,7 @@ def score(
             out,
             explain=explain,
             top_k=top_k,
-            keep=keep or (),
+            keep=list(dict.fromkeys([*(keep or ()), *(hook.extra_columns if hook else ())])),
             batch_rows=batch_rows,
             threads=threads,
             heatmaps=heatmaps,
