@@ -386,3 +386,33 @@ def test_series_model_scores_a_stream_per_key_as_score_stream_does(tmp_path):
     for key in ("k0", "k1"):
         expected, _ = det.score_stream(pd.DataFrame({"v": live[int(key[1]) :: 2]}), det.new_stream())
         np.testing.assert_allclose([r["score"] for r in got if r["key"] == key], expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- --respond
+def test_respond_alerts_once_per_message_across_a_crash_and_raises_drift(model_dir, redis_server, tmp_path):
+    from anomalia.stream.respond import load_responder
+
+    config = tmp_path / "response.yaml"
+    config.write_text(f"store: sqlite:///{tmp_path / 'alerts.db'}\nsinks:\n  - {{jsonl: {tmp_path / 'a.jsonl'}}}\n")
+    rows = records(1200, seed=9, keys=2, every=41)
+    for k, row in enumerate(rows):  # host h0 shifts its level half way
+        if k >= 600 and row["host"] == "h0":
+            row.update({c: repr(float(row[c]) + 2.5) for c in COLUMNS})
+    fill(redis_server, "t9", rows)
+    url = redis_server.url(stream="t9", group="g")
+    first = Watcher(model_dir, _DiesAfterCommit(url), open_output(redis_server.url(stream="t9.out")),
+                    state=tmp_path / "s", key_field="host", batch=200, responder=load_responder(str(config)))
+    with pytest.raises(KeyboardInterrupt):
+        first.run(idle_exit=0.3)  # the first batch's alerts are stored, then it dies before the ack
+    first.store.db.close()
+    w = watcher(model_dir, redis_server, "t9", "t9.out", state=tmp_path / "s", batch=200,
+                responder=load_responder(str(config)))
+    stats = w.run(idle_exit=0.3)
+    w.close()
+    out = results(redis_server, "t9.out")
+    flagged = {i for i, r in out.items() if r["is_anomaly"] == "1"}
+    alerts = load_responder(str(config)).store.list_alerts()
+    anomalies = [a for a in alerts if a.kind == "anomaly"]
+    assert len(anomalies) == len(flagged) and len({(a.fingerprint, a.row_key) for a in anomalies}) == len(flagged)
+    drifts = [a for a in alerts if a.kind == "drift"]
+    assert stats.drifts >= 1 and len(drifts) == stats.drifts and all(a.entity == "h0" for a in drifts)

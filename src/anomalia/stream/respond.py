@@ -37,38 +37,39 @@ def load_responder(path: str) -> Any:
 
 
 def respond(watcher: Watcher, scored: dict[str, Any], messages: list[Message], results: list[dict[str, Any]]) -> int:
-    """Hand the batch's flagged points and drifts to the responder; returns the alerts it raised."""
+    """Hand the batch's points (all of them: flap control counts normal points too) and its drifts to the
+    responder; returns the alerts it stored."""
     responder = watcher.responder
-    flag = scored["flag"]
+    ok = np.array([i not in scored["errors"] for i in range(len(messages))], dtype=bool)
+    idx = np.flatnonzero(ok)
     n_alerts = 0
-    if flag.any():
-        idx = np.flatnonzero(flag)
-        rows = np.array([row_number(messages[i].id) for i in idx], dtype=np.int64)
-        model = watcher.model
+    model = watcher.model
+    source = watcher.source.name
+    if idx.size:
         part = ScoredRows(
             score=scored["score"][idx],
             p_value=scored["p_value"][idx],
-            is_anomaly=flag[idx],
-            row=rows,
+            is_anomaly=scored["flag"][idx],
+            row=np.array([row_number(messages[i].id) for i in idx], dtype=np.int64),
             model_name=model.name,
             model_version=model.version,
         )
-        inputs = [{k: v for k, v in messages[i].record.items()} for i in idx]
+        inputs = [dict(messages[i].record) for i in idx]
         entity = [scored["keys"][i] for i in idx] if watcher.key_field else None
-        result = responder.process(part, inputs=inputs, entity=entity)
-        n_alerts += len(getattr(result, "alerts", []) or [])
+        result = responder.process(part, inputs=inputs, entity=entity, source=source)
+        n_alerts += len(result.alerts)
     for event in scored["drifts"]:
         restarted = "; calibration restarted" if event["rebaselined"] else ""
         responder.raise_event(
             kind="drift",
-            model_name=watcher.model.name,
-            model_version=watcher.model.version,
+            model=model.name,
             entity=event["key"] if watcher.key_field else None,
-            row=row_number(event["id"]),
             summary=(
                 f"drift on {event['key'] or 'the stream'}: p-values {event['direction']} "
                 f"(KS {event['statistic']:.3f} > {event['critical']:.3f}){restarted}"
             ),
+            details={**event, "model_version": model.version, "source": source},
+            key=f"drift:{source}:{event['key']}:{event['id']}",  # a replayed message raises it once
         )
         n_alerts += 1
     return n_alerts
