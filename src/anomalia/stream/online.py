@@ -136,39 +136,49 @@ class KeyState:
 
     # --------------------------------------------------------------- storage
     def dumps(self) -> tuple[str, bytes]:
-        """``(json, ring bytes)``: the exact state (floats round-trip)."""
+        """``(json, bytes)``: the exact state (floats round-trip); the arrays go to the bytes."""
+        n = max(self.count, self.pos)
         meta = {
             "count": self.count,
             "pos": self.pos,
+            "ring": n,
+            "drift": len(self.drift_p),
             "ewma": self.ewma,
             "spot": None if self.spot is None else self.spot.to_dict(),
-            "drift_p": self.drift_p,
-            "drift_s": self.drift_s,
             "n": self.n,
             "n_flagged": self.n_flagged,
             "n_drifts": self.n_drifts,
             "series": None if self.series is None else self.series.to_dict(),
         }
-        n = max(self.count, self.pos)
-        return json.dumps(meta, separators=(",", ":")), self.ring[:n].tobytes() + self.stand_in[:n].tobytes()
+        blob = b"".join(
+            (
+                self.ring[:n].tobytes(),
+                self.stand_in[:n].tobytes(),
+                np.asarray(self.drift_p, dtype=np.float64).tobytes(),
+                np.asarray(self.drift_s, dtype=np.float64).tobytes(),
+            )
+        )
+        return json.dumps(meta, separators=(",", ":")), blob
 
     @classmethod
-    def loads(cls, meta_text: str, ring: bytes, window: int) -> KeyState:
+    def loads(cls, meta_text: str, blob: bytes, window: int) -> KeyState:
         meta = json.loads(meta_text)
-        n = len(ring) // 9
-        buf = np.zeros(window, dtype=np.float64)
-        buf[:n] = np.frombuffer(ring, dtype=np.float64, count=n)
+        n, m = int(meta["ring"]), int(meta["drift"])
+        ring = np.zeros(window, dtype=np.float64)
+        ring[:n] = np.frombuffer(blob, dtype=np.float64, count=n)
         mask = np.zeros(window, dtype=bool)
-        mask[:n] = np.frombuffer(ring, dtype=np.bool_, count=n, offset=8 * n)
+        mask[:n] = np.frombuffer(blob, dtype=np.bool_, count=n, offset=8 * n)
+        drift_p = np.frombuffer(blob, dtype=np.float64, count=m, offset=9 * n).tolist()
+        drift_s = np.frombuffer(blob, dtype=np.float64, count=m, offset=9 * n + 8 * m).tolist()
         return cls(
-            buf,
+            ring,
             mask,
             int(meta["count"]),
             int(meta["pos"]),
             meta["ewma"],
             None if meta["spot"] is None else SPOTState.from_dict(meta["spot"]),
-            list(meta["drift_p"]),
-            list(meta["drift_s"]),
+            drift_p,
+            drift_s,
             int(meta["n"]),
             int(meta["n_flagged"]),
             int(meta["n_drifts"]),
@@ -209,11 +219,23 @@ class Decider:
         The model's held-out calibration scores (p-values of keys still warming up, SPOT's initial fit).
     model_threshold : Threshold
         The model's fitted threshold (``decide="model"``).
+    drift_stride : int
+        Test every ``drift_stride``-th p-value only. The KS test assumes independent p-values; the scores of a
+        series detector at neighbouring steps share most of their window, so the watcher thins them by the
+        detector's span (on a sine wave the unthinned test fired in most windows).
     """
 
-    def __init__(self, online: Online, calibration_scores: np.ndarray, model_threshold: Threshold | None) -> None:
+    def __init__(
+        self,
+        online: Online,
+        calibration_scores: np.ndarray,
+        model_threshold: Threshold | None,
+        *,
+        drift_stride: int = 1,
+    ) -> None:
         online.check()
         self.online = online
+        self.stride = max(1, int(drift_stride))
         self.cal = np.sort(np.asarray(calibration_scores, dtype=np.float64))
         self.spot: SPOT | None = None
         self.fixed: Threshold | None = None
@@ -287,7 +309,7 @@ class Decider:
                 ring[state.pos], mask[state.pos] = v, stand
                 state.pos = (state.pos + 1) % window
                 state.count = min(state.count + 1, window)
-            if o.drift_window:
+            if o.drift_window and (state.n + i) % self.stride == 0:
                 state.drift_p.append(float(p[i]))
                 state.drift_s.append(float(s))
                 if len(state.drift_p) >= o.drift_window:

@@ -116,7 +116,7 @@ class Watcher:
         self.store = StateStore(state, capacity=keys_in_memory, window=self.online.window)
         self._load_model()
         self.stats = WatchStats()
-        self._delivered: list[str] = []
+        self._delivered = False
         self._version_mtime = self._pointer_mtime()
         self._last_version_check = time.monotonic()
 
@@ -127,7 +127,8 @@ class Watcher:
         self.series = self.model.input_kind == "series"
         if self.model.input_kind == "images":
             raise InputError(f"{self.model_path} is an image model; a watcher scores records or series points")
-        self.decider = Decider(self.online, det.calibrator_.scores, det.threshold_)
+        stride = int(getattr(det, "span", 1)) if self.series else 1
+        self.decider = Decider(self.online, det.calibrator_.scores, det.threshold_, drift_stride=stride)
         if not self.series:
             self.columns = self.model.input_columns
             self.types = self.model.encoder.arrow_types if self.model.preprocess is not None else None
@@ -198,12 +199,12 @@ class Watcher:
         if left:
             log.warning("delivering %d results committed before the last stop", len(left))
             self.source.deliver(left, self.out)
-            self.store.commit(self.source.name, None, [], delivered=[r["id"] for r in left])
+            self.store.commit(self.source.name, None, [], delivered=True)
 
     def _flush_delivered(self) -> None:
         if self._delivered:
-            self.store.commit(self.source.name, None, [], delivered=self._delivered)
-            self._delivered = []
+            self.store.commit(self.source.name, None, [], delivered=True)
+            self._delivered = False
 
     def close(self) -> None:
         self.source.close()
@@ -220,12 +221,12 @@ class Watcher:
         results, scored = self._score(fresh) if fresh else ([], None)
         if scored is not None and self.responder is not None:
             self.stats.alerts += self._respond(scored, fresh, results)
-        self.store.commit(
-            src.name, src.position(), results, delivered=self._delivered, meta={"model_version": self.model.version}
-        )
         everything = [*known.values(), *results]
+        self.store.commit(
+            src.name, src.position(), everything, delivered=self._delivered, meta={"model_version": self.model.version}
+        )
         src.deliver(everything, self.out)
-        self._delivered = [r["id"] for r in everything]
+        self._delivered = True
         st = self.stats
         st.messages += len(messages)
         st.scored += len(fresh)
@@ -325,7 +326,14 @@ class Watcher:
         for c in self.columns:
             values = [m.record.get(c) for m in messages]
             typ = None if self.types is None else self.types.get(c)
-            if typ is None or pa.types.is_floating(typ) or pa.types.is_integer(typ):
+            numeric = typ is None or pa.types.is_floating(typ) or pa.types.is_integer(typ)
+            if numeric:
+                try:  # the common case: every value a number or a number's text
+                    arrays[c] = pa.array(np.array(values, dtype=np.float64))
+                    continue
+                except (TypeError, ValueError):
+                    pass
+            if numeric:
                 arr = pa.array([None if v is None or v == "" else v for v in values])
                 if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
                     null = pa.types.is_null(arr.type)

@@ -6,7 +6,8 @@ offset, the batch's results — is written in ONE SQLite transaction (:meth:`Sta
 spilled between two commits goes into the same open transaction, so a crash at any moment leaves the store
 as it was at the last commit. The watcher delivers (acknowledges) a batch only after its commit, and drops
 the batch's results from the store in the next commit; results still in the store at start-up are the
-ones whose delivery may not have happened, and are delivered again (:meth:`undelivered`).
+ones whose delivery may not have happened, and are delivered again (:meth:`undelivered`). A batch's
+results are one row (JSON), so a batch costs one insert whatever its size.
 
 The file is ``state.sqlite`` in the ``--state`` folder, in WAL mode with ``synchronous=NORMAL``: a commit
 survives the process being killed (``kill -9``); after a power loss the last commits may be lost, and the
@@ -30,8 +31,8 @@ FILE = "state.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, meta TEXT NOT NULL, ring BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS offsets (source TEXT PRIMARY KEY, position TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS results (source TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-                                    PRIMARY KEY (source, id));
+CREATE TABLE IF NOT EXISTS results (source TEXT NOT NULL, batch INTEGER NOT NULL, body TEXT NOT NULL,
+                                    PRIMARY KEY (source, batch));
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -75,6 +76,8 @@ class StateStore:
         self._in_tx = False
         self.spilled = 0
         self.loaded = 0
+        last = self.db.execute("SELECT MAX(batch) FROM results").fetchone()[0]
+        self._batch = int(last or 0)
 
     # ------------------------------------------------------------------ transactions
     def _begin(self) -> None:
@@ -131,45 +134,36 @@ class StateStore:
 
     def undelivered(self, source: str) -> list[dict[str, Any]]:
         """Results committed but maybe not delivered (a crash between commit and delivery), oldest first."""
-        rows = self.db.execute("SELECT body FROM results WHERE source = ? ORDER BY rowid", (source,)).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        rows = self.db.execute("SELECT body FROM results WHERE source = ? ORDER BY batch", (source,)).fetchall()
+        return [r for row in rows for r in json.loads(row[0])]
 
     def known(self, source: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Of ``ids``, the ones whose results are committed (and not yet delivered), with their results."""
-        ids = list(ids)
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(
-                f"SELECT id, body FROM results WHERE source = ? AND id IN ({marks})", (source, *chunk)
-            ).fetchall()
-            out.update({r[0]: json.loads(r[1]) for r in rows})
-        return out
+        wanted = set(ids)
+        return {r["id"]: r for r in self.undelivered(source) if r["id"] in wanted}
 
     def commit(
         self,
         source: str,
         position: str | None,
         results: list[dict[str, Any]],
-        delivered: Iterable[str] = (),
+        delivered: bool = False,
         meta: dict[str, Any] | None = None,
     ) -> None:
-        """One transaction: every changed key state, the source ``position``, the new ``results`` (kept until
-        delivered), the removal of the ``delivered`` ones, and ``meta`` values."""
+        """One transaction: every changed key state, the source ``position``, the batch's ``results`` (kept until
+        delivered), the removal of the results delivered before (``delivered``), and ``meta`` values."""
         self._begin()
         try:
-            for key in self._dirty:
-                state = self._lru.get(key)
-                if state is not None:
-                    self._write(key, state)
-            done = list(delivered)
-            if done:
-                self.db.executemany("DELETE FROM results WHERE source = ? AND id = ?", [(source, i) for i in done])
+            rows = [(key, *self._lru[key].dumps()) for key in self._dirty if key in self._lru]
+            if rows:
+                self.db.executemany("INSERT OR REPLACE INTO keys (key, meta, ring) VALUES (?, ?, ?)", rows)
+            if delivered:
+                self.db.execute("DELETE FROM results WHERE source = ?", (source,))
             if results:
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO results (source, id, body) VALUES (?, ?, ?)",
-                    [(source, r["id"], json.dumps(r, separators=(",", ":"))) for r in results],
+                self._batch += 1
+                self.db.execute(
+                    "INSERT INTO results (source, batch, body) VALUES (?, ?, ?)",
+                    (source, self._batch, json.dumps(results, separators=(",", ":"))),
                 )
             if position is not None:
                 self.db.execute("INSERT OR REPLACE INTO offsets (source, position) VALUES (?, ?)", (source, position))
