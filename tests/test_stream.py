@@ -416,3 +416,19 @@ def test_respond_alerts_once_per_message_across_a_crash_and_raises_drift(model_d
     assert len(anomalies) == len(flagged) and len({(a.fingerprint, a.row_key) for a in anomalies}) == len(flagged)
     drifts = [a for a in alerts if a.kind == "drift"]
     assert stats.drifts >= 1 and len(drifts) == stats.drifts and all(a.entity == "h0" for a in drifts)
+
+
+def test_readme_live_streams_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Live streams") : text.index("## Contributing")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (live streams)", "exec"), {})
+    assert capsys.readouterr().out.strip() == "600 True"
+
+
+def test_alpha_that_no_p_value_can_reach_is_refused():
+    with pytest.raises(an.ParameterError, match="cannot be reached"):
+        Online(alpha=0.001).check()

@@ -87,6 +87,12 @@ class Online:
                 f"--window must be >= 2 and --min-calibration in [1, window]; got window={self.window}, "
                 f"min_calibration={self.min_calibration}"
             )
+        if self.alpha * (self.min_calibration + 1) < 1:
+            need = int(np.ceil(1 / self.alpha)) - 1
+            raise ParameterError(
+                f"--alpha {self.alpha:g} cannot be reached: a key's p-values are at least 1 / (its scores + 1), "
+                f"so it needs --min-calibration (and --window) of at least {need}; got {self.min_calibration}"
+            )
         if self.smoothing < 0:
             raise ParameterError(f"--smoothing must be >= 0 (an EWMA span; 0 = none); got {self.smoothing}")
         if self.drift_window < 0 or not 0.0 < self.drift_level < 1.0:
