@@ -199,7 +199,7 @@ def test_lru_spills_states_and_reads_them_back_identically(model_dir, tmp_path):
     for cap, name in ((5, "small"), (1000, "big")):
         out = tmp_path / f"{name}.jsonl"
         w = Watcher(model_dir, FileSource(f"file:{src}"), open_output(str(out)), state=tmp_path / name,
-                    key_field="host", batch=64, keys_in_memory=cap, online=Online(min_calibration=10, window=50))
+                    key_field="host", batch=64, keys_in_memory=cap, online=Online(alpha=0.1, min_calibration=10, window=50))
         w.run(idle_exit=0.3)
         if cap == 5:
             assert w.store.spilled > 100 and w.store.loaded > 100 and w.store.in_memory() == 5
@@ -312,8 +312,8 @@ def test_decisions_do_not_depend_on_batch_boundaries():
 
 
 def test_state_store_commit_is_atomic_with_spilled_states(tmp_path):
-    d = _decider(window=20, min_calibration=5)
-    store = StateStore(tmp_path, capacity=2, window=20)
+    d = _decider(window=20, min_calibration=5, alpha=0.2)
+    store = StateStore(tmp_path, capacity=2, window=20, drift_window=200)
     for k in "abc":
         st = store.get(k, d.new_state)
         d.decide(st, np.arange(10.0))
@@ -324,7 +324,7 @@ def test_state_store_commit_is_atomic_with_spilled_states(tmp_path):
         d.decide(st, np.arange(5.0))
         store.touched(k)
     store.db.close()  # a crash: the open transaction is lost
-    again = StateStore(tmp_path, capacity=2, window=20)
+    again = StateStore(tmp_path, capacity=2, window=20, drift_window=200)
     assert again.position("src") == "7" and [r["id"] for r in again.undelivered("src")] == ["1"]
     assert [again.get(k, d.new_state).n for k in "abcd"] == [10, 10, 10, 0]
 

@@ -123,8 +123,8 @@ class KeyState:
     series models, the detector's :class:`~anomalia.StreamState` (context window).
 
     ``ring`` holds up to ``window`` calibration scores in a circular buffer (``count`` valid, next write at
-    ``pos``), ``stand_in`` marks the entries that stand in for flagged points; ``drift_p`` / ``drift_s`` the
-    p-values and scores of the current drift window.
+    ``pos``), ``stand_in`` marks the entries that stand in for flagged points; ``drift`` the
+    p-values (row 0) and scores (row 1) of the current drift window, ``drift_n`` of them so far.
     """
 
     ring: np.ndarray
@@ -133,8 +133,8 @@ class KeyState:
     pos: int = 0
     ewma: float | None = None
     spot: SPOTState | None = None
-    drift_p: list[float] = field(default_factory=list)
-    drift_s: list[float] = field(default_factory=list)
+    drift: np.ndarray = field(default_factory=lambda: np.zeros((2, 1)))
+    drift_n: int = 0
     n: int = 0
     n_flagged: int = 0
     n_drifts: int = 0
@@ -148,7 +148,7 @@ class KeyState:
             "count": self.count,
             "pos": self.pos,
             "ring": n,
-            "drift": len(self.drift_p),
+            "drift": self.drift_n,
             "ewma": self.ewma,
             "spot": None if self.spot is None else self.spot.to_dict(),
             "n": self.n,
@@ -160,22 +160,23 @@ class KeyState:
             (
                 self.ring[:n].tobytes(),
                 self.stand_in[:n].tobytes(),
-                np.asarray(self.drift_p, dtype=np.float64).tobytes(),
-                np.asarray(self.drift_s, dtype=np.float64).tobytes(),
+                self.drift[0, : self.drift_n].tobytes(),
+                self.drift[1, : self.drift_n].tobytes(),
             )
         )
         return json.dumps(meta, separators=(",", ":")), blob
 
     @classmethod
-    def loads(cls, meta_text: str, blob: bytes, window: int) -> KeyState:
+    def loads(cls, meta_text: str, blob: bytes, window: int, drift_window: int) -> KeyState:
         meta = json.loads(meta_text)
         n, m = int(meta["ring"]), int(meta["drift"])
         ring = np.zeros(window, dtype=np.float64)
         ring[:n] = np.frombuffer(blob, dtype=np.float64, count=n)
         mask = np.zeros(window, dtype=bool)
         mask[:n] = np.frombuffer(blob, dtype=np.bool_, count=n, offset=8 * n)
-        drift_p = np.frombuffer(blob, dtype=np.float64, count=m, offset=9 * n).tolist()
-        drift_s = np.frombuffer(blob, dtype=np.float64, count=m, offset=9 * n + 8 * m).tolist()
+        drift = np.zeros((2, max(drift_window, 1)), dtype=np.float64)
+        drift[0, :m] = np.frombuffer(blob, dtype=np.float64, count=m, offset=9 * n)
+        drift[1, :m] = np.frombuffer(blob, dtype=np.float64, count=m, offset=9 * n + 8 * m)
         return cls(
             ring,
             mask,
@@ -183,8 +184,8 @@ class KeyState:
             int(meta["pos"]),
             meta["ewma"],
             None if meta["spot"] is None else SPOTState.from_dict(meta["spot"]),
-            drift_p,
-            drift_s,
+            drift,
+            m,
             int(meta["n"]),
             int(meta["n_flagged"]),
             int(meta["n_drifts"]),
@@ -267,7 +268,8 @@ class Decider:
     def new_state(self, series: StreamState | None = None) -> KeyState:
         spot = None if self.spot is None else self.spot.initial_state()
         w = self.online.window
-        return KeyState(np.zeros(w, dtype=np.float64), np.zeros(w, dtype=bool), spot=spot, series=series)
+        drift = np.zeros((2, max(self.online.drift_window, 1)), dtype=np.float64)
+        return KeyState(np.zeros(w, dtype=np.float64), np.zeros(w, dtype=bool), drift=drift, spot=spot, series=series)
 
     def decide(self, state: KeyState, raw: np.ndarray) -> Decisions:
         """Decide the new points of one key (``raw`` model scores, in order); ``state`` is updated in place."""
@@ -316,9 +318,10 @@ class Decider:
                 state.pos = (state.pos + 1) % window
                 state.count = min(state.count + 1, window)
             if o.drift_window and (state.n + i) % self.stride == 0:
-                state.drift_p.append(float(p[i]))
-                state.drift_s.append(float(s))
-                if len(state.drift_p) >= o.drift_window:
+                state.drift[0, state.drift_n] = p[i]
+                state.drift[1, state.drift_n] = s
+                state.drift_n += 1
+                if state.drift_n >= o.drift_window:
                     drift = self._test(state, i)
                     if drift is not None:
                         drifts.append(drift)
@@ -344,12 +347,12 @@ class Decider:
 
     def _test(self, state: KeyState, i: int) -> dict[str, Any] | None:
         o = self.online
-        x = np.sort(np.asarray(state.drift_p))
+        x = np.sort(state.drift[0, : state.drift_n])
         m = x.size
         k = np.arange(1, m + 1)
         d = float(max(np.max(k / m - x), np.max(x - (k - 1) / m)))
-        window_scores = np.asarray(state.drift_s)
-        state.drift_p, state.drift_s = [], []
+        window_scores = state.drift[1, : state.drift_n].copy()
+        state.drift_n = 0
         if d <= self.crit:
             return None
         state.n_drifts += 1

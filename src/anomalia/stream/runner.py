@@ -113,7 +113,9 @@ class Watcher:
         self.responder = responder
         self.batch, self.block_ms = int(batch), int(block_ms)
         self.follow_versions = follow_versions
-        self.store = StateStore(state, capacity=keys_in_memory, window=self.online.window)
+        self.store = StateStore(
+            state, capacity=keys_in_memory, window=self.online.window, drift_window=self.online.drift_window
+        )
         self._load_model()
         self.stats = WatchStats()
         self._delivered = False

@@ -46,11 +46,13 @@ class StateStore:
         The ``--state`` folder (created); None keeps everything in an in-memory SQLite database.
     capacity : int
         Key states kept in memory at most.
-    window : int
-        The calibration window of the states (to read them back).
+    window, drift_window : int
+        The calibration and drift windows of the states (to read them back).
     """
 
-    def __init__(self, folder: str | Path | None, *, capacity: int = 10_000, window: int = 500) -> None:
+    def __init__(
+        self, folder: str | Path | None, *, capacity: int = 10_000, window: int = 500, drift_window: int = 200
+    ) -> None:
         if capacity < 1:
             raise InputError(f"--keys-in-memory must be >= 1; got {capacity}")
         if folder is None:
@@ -64,6 +66,7 @@ class StateStore:
         self.path = path
         self.capacity = int(capacity)
         self.window = int(window)
+        self.drift_window = int(drift_window)
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -101,7 +104,7 @@ class StateStore:
         if row is None:
             state = new()
         else:
-            state = KeyState.loads(row[0], row[1], self.window)
+            state = KeyState.loads(row[0], row[1], self.window, self.drift_window)
             self.loaded += 1
         self._lru[key] = state
         self._evict()
