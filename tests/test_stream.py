@@ -199,7 +199,8 @@ def test_lru_spills_states_and_reads_them_back_identically(model_dir, tmp_path):
     for cap, name in ((5, "small"), (1000, "big")):
         out = tmp_path / f"{name}.jsonl"
         w = Watcher(model_dir, FileSource(f"file:{src}"), open_output(str(out)), state=tmp_path / name,
-                    key_field="host", batch=64, keys_in_memory=cap, online=Online(alpha=0.1, min_calibration=10, window=50))
+                    key_field="host", batch=64, keys_in_memory=cap,
+                    online=Online(alpha=0.1, min_calibration=10, window=50))
         w.run(idle_exit=0.3)
         if cap == 5:
             assert w.store.spilled > 100 and w.store.loaded > 100 and w.store.in_memory() == 5
@@ -432,3 +433,35 @@ def test_readme_live_streams_example_runs(tmp_path, monkeypatch, capsys):
 def test_alpha_that_no_p_value_can_reach_is_refused():
     with pytest.raises(an.ParameterError, match="cannot be reached"):
         Online(alpha=0.001).check()
+
+
+def test_adapt_from_feedback_learns_the_rows_operators_called_new_normal(model_dir, tmp_path, capsys):
+    import shutil
+
+    from anomalia.results import ScoredRows
+    from anomalia.stream.respond import load_responder
+
+    folder = tmp_path / "m"
+    shutil.copytree(model_dir, folder)
+    config = tmp_path / "response.yaml"
+    config.write_text(f"store: sqlite:///{tmp_path / 'alerts.db'}\n")
+    responder = load_responder(str(config))
+    rng = np.random.default_rng(10)
+    shifted = pd.DataFrame(rng.normal(size=(60, 4)) + 2.0, columns=COLUMNS)  # the new normal the model flags
+    scored = ScoredRows(score=np.full(60, 9.0), p_value=np.full(60, 1e-4), is_anomaly=np.ones(60, bool),
+                        row=np.arange(60), model_name="machines", model_version="v")
+    responder.process(scored, inputs=shifted, entity=["h0"] * 60)
+    for alert in responder.store.list_alerts():
+        responder.feedback(alert.id, "new-normal", who="ops")
+    assert len(responder.feedback_rows(model_name="machines")) == 60
+    with pytest.raises(SystemExit) as exc:
+        main(["adapt", str(folder), "--from-feedback", "--respond", str(config)])
+    out = capsys.readouterr().out
+    assert exc.value.code in (0, None, 1), out
+    pointer = read_pointer(folder)
+    version = next(iter(pointer["candidates"]))
+    assert pointer["candidates"][version]["gate"]["n_learned"] == 45  # 60 approved, 25 % held out
+    assert (versions_dir(folder) / version / "anomalia.json").is_file()
+    with pytest.raises(SystemExit) as exc:
+        main(["adapt", str(folder), "--from-feedback"])
+    assert exc.value.code == 2 and "--respond" in capsys.readouterr().err

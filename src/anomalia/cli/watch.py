@@ -135,10 +135,17 @@ def _feedback(model_dir: str, respond: str) -> tuple[Any, Any]:
 
     model = Model.load(model_dir)
     responder = load_responder(respond)
-    rows = responder.feedback_rows(model_name=model.name)
+    rows = [r["inputs"] for r in responder.feedback_rows(model_name=model.name) if r.get("inputs")]
     if not rows:
         raise InputError(f"the response store of {respond} holds no new-normal or false-positive rows for {model.name}")
-    return pd.DataFrame(list(rows)), None
+    columns = model.input_columns if model.input_kind == "table" else None
+    frame = pd.DataFrame(rows)
+    if columns is not None:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"the feedback rows lack the model's column(s) {missing[:5]}; they cannot be learned")
+        frame = frame[columns].apply(pd.to_numeric, errors="coerce") if model.preprocess is None else frame[columns]
+    return frame, None
 
 
 def rollback(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder.")) -> None:
