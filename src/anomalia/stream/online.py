@@ -30,7 +30,8 @@ For each point of a key, in order:
 5. drift: every ``drift_window`` p-values of the key are tested against the uniform law (a KS test at
    ``drift_level``, :mod:`anomalia.stream.drift`); a drift is reported, and with ``adaptation="rebaseline"``
    the calibration set restarts from the tested window (its points minus outliers by a robust rule:
-   above median + 5 MAD), i.e. from the change point.
+   above median + 5 MAD), i.e. from the change point, and the key's p-values come from it at once (while
+   it holds fewer than ``1 / alpha - 1`` scores nothing can be flagged, so the next points fill it).
 """
 
 from __future__ import annotations
@@ -139,6 +140,7 @@ class KeyState:
     n_flagged: int = 0
     n_drifts: int = 0
     series: StreamState | None = None
+    rebased: bool = False
 
     # --------------------------------------------------------------- storage
     def dumps(self) -> tuple[str, bytes]:
@@ -154,6 +156,7 @@ class KeyState:
             "n": self.n,
             "n_flagged": self.n_flagged,
             "n_drifts": self.n_drifts,
+            "rebased": self.rebased,
             "series": None if self.series is None else self.series.to_dict(),
         }
         blob = b"".join(
@@ -190,6 +193,7 @@ class KeyState:
             int(meta["n_flagged"]),
             int(meta["n_drifts"]),
             None if meta["series"] is None else StreamState.from_dict(meta["series"]),
+            bool(meta.get("rebased", False)),
         )
 
     def calibration(self) -> np.ndarray:
@@ -203,6 +207,7 @@ class KeyState:
         self.ring[: s.size] = s
         self.stand_in[:] = False
         self.count, self.pos = int(s.size), int(s.size) % self.ring.size
+        self.rebased = True  # its own scores from now on, even while fewer than min_calibration
 
 
 @dataclass(frozen=True)
@@ -302,7 +307,7 @@ class Decider:
             if s != s:  # NaN: no evidence either way, not learned
                 p[i] = 1.0
                 continue
-            if state.count >= o.min_calibration:
+            if state.count >= o.min_calibration or (state.rebased and state.count):
                 p[i] = (1.0 + np.count_nonzero(ring[: state.count] >= s)) / (state.count + 1.0)
             else:
                 p[i] = (1.0 + cal.size - np.searchsorted(cal, s, side="left")) / (cal.size + 1.0)
