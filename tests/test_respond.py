@@ -215,6 +215,7 @@ def test_a_storm_of_one_cause_is_a_handful_of_notifications(receiver, tmp_path):
     notified = {a["annotations"]["incident_id"] for req in sent for a in req["body"]["alerts"]}
     assert notified == {i.id for i in incidents}  # ... and every one of them reached the receiver
     body = sent[0]["body"]
+    assert len(body["alerts"]) > 50  # the flags that came before the group's notification went out ride with it
     assert body["version"] == "4" and body["groupKey"] == "{model=m}" and body["truncatedAlerts"] == 0
     assert body["status"] == "firing" and body["groupLabels"] == {"model": "m"}
     assert all(a["fingerprint"] and a["annotations"]["alert_id"] for a in body["alerts"])
@@ -397,7 +398,7 @@ def test_the_circuit_breaker_stops_spending_attempts(tmp_path, receiver):  # noq
         clock=clock,
     )
     r.process(scored([True] * 6), inputs={"host": list("abcdef")})
-    rep = Deliverer(r).run_once()
+    rep = Deliverer(r, workers=1).run_once()  # one at a time: the breaker opens after exactly 2 failures
     assert len(receiver.requests) == 2 and rep.failed == 2 and rep.skipped == 4
     assert sorted(n.attempts for n in r.store.list_notifications()) == [0, 0, 0, 0, 1, 1]
     r.close()
@@ -439,11 +440,12 @@ def test_an_action_gets_the_alert_on_stdin_and_is_audited(tmp_path):
                             "timeout": "5s", "rate_limit": 1}])
     r.process(scored([True, True, True], p=1e-6), inputs={"host": ["web-1", "db-1", "web-2"]})
     Deliverer(r).run_once()
-    assert json.loads(got.read_text())["entity"] == "web-1"  # db-1 does not match; web-2 is rate-limited
-    runs = [e for e in r.store.audit() if e["action"].startswith("action")]
-    assert [e["action"] for e in runs] == ["action", "action-skipped"]
-    assert runs[0]["detail"]["exit_code"] == 3 and "restarted" in runs[0]["detail"]["output_tail"]
-    assert runs[1]["detail"]["outcome"] == "rate-limited"
+    # db-1 does not match; of web-1 and web-2 (sent in parallel) one runs, the other is over the rate limit
+    assert json.loads(got.read_text())["entity"] in ("web-1", "web-2")
+    runs = {e["action"]: e for e in r.store.audit() if e["action"] in ("action", "action-skipped")}
+    assert sorted(runs) == ["action", "action-skipped"]
+    assert runs["action"]["detail"]["exit_code"] == 3 and "restarted" in runs["action"]["detail"]["output_tail"]
+    assert runs["action-skipped"]["detail"]["outcome"] == "rate-limited"
     assert r.store.list_silences(active_at=r.clock()) == []  # the silence while it ran is gone
     r.close()
 
