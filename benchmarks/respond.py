@@ -125,6 +125,9 @@ def chaos_config(store: str, url: str) -> dict[str, Any]:
 
 def deliver_child(config_path: str) -> None:
     """The deliverer process the chaos run kills: says ``ready`` once the store is open, then delivers."""
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)  # half of the requests fail on purpose: no warning per failure
     cfg = json.loads(Path(config_path).read_text())
     r = Responder(cfg)
     d = Deliverer(r)

@@ -462,3 +462,15 @@ def test_an_action_times_out_and_a_dry_run_runs_nothing(tmp_path):
     assert by_name["slow"]["outcome"] == "timeout" and by_name["slow"]["seconds"] < 3
     assert by_name["dry"]["outcome"] == "dry-run" and by_name["dry"]["command"] == [str(script)]
     r.close()
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text[text.index("## Responding to anomalies") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (responding)", "exec"), {})
+    out = capsys.readouterr().out
+    assert "alerts in 3 incidents" in out and len(lines(tmp_path / "alerts.jsonl")) == 3
