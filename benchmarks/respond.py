@@ -248,6 +248,39 @@ def storm(tmp: Path) -> list[dict[str, Any]]:
     )
     rec.stop()
     r.close()
+    # one host, 500 flags in a minute: one incident, one notification
+    rec = Receiver(0.0)
+    clock = Clock()
+    r = Responder(
+        {
+            "store": f"sqlite:///{tmp / 'storm1.db'}",
+            "incidents": {"group_wait": "30s", "gap": "10m"},
+            "sinks": [{"webhook": rec.url}],
+        },
+        clock=clock,
+    )
+    d = Deliverer(r)
+    for k in range(10):
+        r.process(rows(50, offset=50 * k, seconds=6 * k + np.arange(50) * 0.1), entity=["db-1"] * 50)
+        clock.t += 6
+        d.run_once()
+    clock.t += 300
+    d.run_once()
+    incidents = r.store.list_incidents()
+    received = {a for _, _, ids in rec.ok for a in ids}
+    out.append(
+        {
+            "case": "500 flags of one host within 60 s (group_wait 30s)",
+            "incidents": len(incidents),
+            "firing notifications": sum(n.kind == "firing" for n in r.store.list_notifications()),
+            "received": len(rec.ok),
+            "incidents missed": len({i.first_alert_id for i in incidents} - received),
+            "alerts received": len(received),
+            "bar": "<= 5 notifications, no incident missed",
+        }
+    )
+    rec.stop()
+    r.close()
     # flapping: one series around the threshold, flagged every other minute for 4 hours, one row a minute
     clock = Clock()
     r = Responder(

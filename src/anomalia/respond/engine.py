@@ -71,7 +71,8 @@ def fingerprint_of(model: str, entity: str | None, rule: str = "anomaly") -> str
 
 @dataclass
 class ProcessResult:
-    """What one :meth:`Responder.process` call did."""
+    """What one :meth:`Responder.process` call did: the alerts it stored (duplicates of stored rows are
+    counted, not returned), the incidents it opened and closed, the notifications it queued."""
 
     alerts: list[Alert] = field(default_factory=list)
     opened: list[str] = field(default_factory=list)
@@ -260,7 +261,10 @@ class Responder:
         ids = sorted(fps)
         inc_ids: list[str] = []
         for k in range(0, len(ids), _CHUNK):
-            for r in s.scalars(select(FlapRow).where(FlapRow.fingerprint.in_(ids[k : k + _CHUNK]))):
+            q = select(FlapRow).where(FlapRow.fingerprint.in_(ids[k : k + _CHUNK]))
+            if self.store.dialect == "postgresql":  # concurrent writers of one fingerprint take turns
+                q = q.order_by(FlapRow.fingerprint).with_for_update()
+            for r in s.scalars(q):
                 out[r.fingerprint] = _Fp(r.history, None, r.last_open_notified_at, r.flap_count, r.updated_at, True)
                 if r.incident_id:
                     inc_ids.append(r.incident_id)
