@@ -474,3 +474,36 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code, "README.md (responding)", "exec"), {})
     out = capsys.readouterr().out
     assert "alerts in 3 incidents" in out and len(lines(tmp_path / "alerts.jsonl")) == 3
+
+
+def test_a_writer_and_a_deliverer_share_a_sqlite_store(tmp_path):
+    # two connections that read, then write: with SQLite's default deferred transactions one of them fails
+    # with "database is locked" when the other commits in between; here both finish, nothing is lost
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    writer, sender = responder(url, tmp_path), responder(url, tmp_path)
+    stop, errors = threading.Event(), []
+
+    def deliver() -> None:
+        d = Deliverer(sender)
+        try:
+            while not stop.is_set():
+                d.run_once()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=deliver)
+    t.start()
+    try:
+        for k in range(20):
+            writer.process(scored([True] * 20), entity=[f"h{k}-{i}" for i in range(20)], source=str(k))
+    finally:
+        stop.set()
+        t.join()
+    Deliverer(sender).drain(timeout=30)
+    assert errors == [] and writer.store.outbox_depth() == 0
+    sent = {a["id"] for line in lines(tmp_path / "out.jsonl") for a in line["alerts"]}
+    assert len(sent) == 400 == len(writer.store.list_alerts(limit=None))
+    writer.close()
+    sender.close()
