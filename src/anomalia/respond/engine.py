@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -184,6 +185,7 @@ class Responder:
                 for r in s.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now))
             ]
             batch = _Batch()
+            view = _Rows(scored)
             order = (
                 np.flatnonzero(np.fromiter((f in relevant_fps for f in fps), bool, n)) if needs_normal else flagged_idx
             )
@@ -213,7 +215,7 @@ class Responder:
                     ):
                         self._close(batch, st, t, now, "flap.close", res)
                     continue
-                alert = self._alert(scored, i, model, ents[i], f, keys[i], t, now, threshold, value_of.get(i, {}))
+                alert = self._alert(view, i, model, ents[i], f, keys[i], t, now, threshold, value_of.get(i, {}))
                 labels = _labels(alert)
                 silenced = next((sid for sid, m in silences if matches(labels, m)), None)
                 if silenced is not None:
@@ -312,7 +314,7 @@ class Responder:
 
     def _alert(
         self,
-        scored: ScoredRows,
+        view: _Rows,
         i: int,
         model: str,
         entity: str | None,
@@ -323,18 +325,19 @@ class Responder:
         threshold: float | None,
         values: dict[str, Any],
     ) -> dict[str, Any]:
-        score = float(scored.score[i])
-        p = float(scored.p_value[i])
+        score, p = view.score[i], view.p[i]
         sev = severity_of(p, self.config.severity)
-        contributions = _contributions(scored, i, values)
+        contributions = view.contributions(i, values)
+        time_text = None if view.time is None else str(view.time[i])
+        row = None if view.row is None else view.row[i]
         where = f" on {entity}" if entity is not None else ""
         at = (
-            f" at {scored.time[i]}"
-            if scored.time is not None
-            else f" (row {int(scored.row[i])})"
-            if scored.row is not None
-            else f" ({scored.paths[i]})"
-            if scored.paths is not None
+            f" at {time_text}"
+            if time_text is not None
+            else f" (row {row})"
+            if row is not None
+            else f" ({view.paths[i]})"
+            if view.paths is not None
             else ""
         )
         top = ", ".join(f"{c['name']} {c['share']:.0%}" for c in contributions[:3])
@@ -350,14 +353,14 @@ class Responder:
             "starts_at": t,
             "ends_at": None,
             "created_at": now,
-            "score": score if np.isfinite(score) else None,
-            "p_value": p if np.isfinite(p) else None,
+            "score": score if math.isfinite(score) else None,
+            "p_value": p if math.isfinite(p) else None,
             "threshold": None if threshold is None else float(threshold),
             "model": model,
-            "model_version": scored.model_version or "",
+            "model_version": view.version,
             "entity": entity,
-            "row": None if scored.row is None else int(scored.row[i]),
-            "time": None if scored.time is None else str(scored.time[i]),
+            "row": row,
+            "time": time_text,
             "summary": summary,
             "runbook_url": self.config.runbook_url,
             "contributions": contributions,
@@ -963,23 +966,41 @@ def _labels(alert: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _contributions(scored: ScoredRows, i: int, values: dict[str, Any]) -> list[dict[str, Any]]:
-    c = scored.contributions
-    if c is None:
-        return []
-    out = []
-    extra = {k: getattr(c, k, None) for k in ("observed", "expected", "normal_low", "normal_high")}
-    for j, (idx, share) in enumerate(zip(c.index[i], c.share[i], strict=True)):
-        if idx < 0:
-            continue
-        name = c.names[idx]
-        item: dict[str, Any] = {"name": name, "share": jsonable(round(float(share), 6))}
-        for k, arr in extra.items():
-            item[k] = None if arr is None else jsonable(np.asarray(arr)[i, j])
-        if item["observed"] is None and name in values:
-            item["observed"] = values[name]
-        out.append(item)
-    return out
+class _Rows:
+    """A batch's columns as Python lists, converted once (indexing numpy arrays per row costs more)."""
+
+    def __init__(self, scored: ScoredRows) -> None:
+        self.score = np.asarray(scored.score, dtype=np.float64).tolist()
+        self.p = np.asarray(scored.p_value, dtype=np.float64).tolist()
+        self.row = None if scored.row is None else np.asarray(scored.row).tolist()
+        self.time = scored.time
+        self.paths = scored.paths
+        self.version = scored.model_version or ""
+        c = scored.contributions
+        self.names = () if c is None else c.names
+        self.index = None if c is None else c.index.tolist()
+        self.share = None if c is None else c.share.tolist()
+        self.extra = {
+            k: (None if getattr(c, k, None) is None else np.asarray(getattr(c, k)).tolist())
+            for k in ("observed", "expected", "normal_low", "normal_high")
+        }
+
+    def contributions(self, i: int, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """Row ``i``'s top contributions: name, share, and observed / expected / normal range where known."""
+        if self.index is None or self.share is None:
+            return []
+        out = []
+        for j, (idx, share) in enumerate(zip(self.index[i], self.share[i], strict=True)):
+            if idx < 0:
+                continue
+            name = self.names[idx]
+            item: dict[str, Any] = {"name": name, "share": round(share, 6) if math.isfinite(share) else None}
+            for k, arr in self.extra.items():
+                item[k] = None if arr is None else jsonable(arr[i][j])
+            if item["observed"] is None and name in values:
+                item["observed"] = values[name]
+            out.append(item)
+        return out
 
 
 def _incident_dict(r: IncidentRow) -> dict[str, Any]:
