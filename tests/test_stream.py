@@ -270,6 +270,16 @@ def test_drift_is_found_after_a_level_shift_and_rarely_without_one():
     assert shifted.drifts and shifted.drifts[0]["direction"] == "up" and not shifted.drifts[0]["rebaselined"]
 
 
+def test_ks_uniform_accepts_uniform_p_values_and_rejects_piled_up_ones():
+    from anomalia.stream.drift import ks_critical, ks_uniform
+
+    rng = np.random.default_rng(4)
+    d, p = ks_uniform(rng.random(200))
+    assert p > 1e-3 and d < ks_critical(200, 1e-3)
+    d, p = ks_uniform(rng.random(200) ** 3)  # p-values piled up near 0: scores above the calibration
+    assert p < 1e-3 and d > ks_critical(200, 1e-3)
+
+
 def test_protect_stays_locked_out_rebaseline_recovers_and_keeps_flagging_anomalies():
     rng = np.random.default_rng(2)
     before, after = rng.normal(size=3000), rng.normal(size=3000) + 3.0

@@ -11,8 +11,6 @@ move the empirical distribution away from the diagonal, and the test sees both.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 
@@ -34,8 +32,3 @@ def ks_critical(window: int, level: float) -> float:
     from scipy.stats import kstwo
 
     return float(kstwo.isf(level, window))
-
-
-def expected_false_drifts(points: int, window: int, level: float) -> float:
-    """False drift alarms expected on ``points`` points of one key without drift (independent p-values)."""
-    return math.floor(points / window) * level
