@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from redis_server import redis_server  # noqa: F401  (session fixture: a real redis-server on loopback)
+
 # One intra-op thread: on a shared 2-core machine two torch threads spin against each other and the suite's
 # time swings several-fold. Tests that measure threading set their own.
 torch.set_num_threads(1)

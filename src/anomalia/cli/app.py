@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .._core import AnomaliaError, InputError
 from . import export as _export_commands
+from .alerts import alerts_app
 
 app = typer.Typer(
     help="anomalia: deep-learning anomaly detection.",
@@ -306,12 +307,25 @@ def score(
     runtime: str = typer.Option(
         "torch", help="torch | onnx: run the model's ONNX export (`anomalia export`) in onnxruntime (no explanations)."
     ),
+    respond: str | None = typer.Option(
+        None,
+        "--respond",
+        help="Response file (YAML): raise alerts for the flagged rows (a re-run adds none); its entity column is "
+        "read along and copied to the output.",
+    ),
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
 
     if runtime not in ("torch", "onnx"):
         raise InputError(f"--runtime must be torch or onnx; got {runtime!r}")
+    if respond and runtime == "onnx":
+        raise InputError("--respond needs --runtime torch (the ONNX runtime path raises no alerts yet); drop one")
+    hook = None
+    if respond:
+        from .alerts import ScoreResponder
+
+        hook = ScoreResponder(respond, model_dir, data)
     live, update = _row_progress("scoring")
     with live:
         if runtime == "onnx":
@@ -325,11 +339,12 @@ def score(
                 out,
                 explain=explain,
                 top_k=top_k,
-                keep=keep or (),
+                keep=list(dict.fromkeys([*(keep or ()), *(hook.extra_columns if hook else ())])),
                 batch_rows=batch_rows,
                 threads=threads,
                 heatmaps=heatmaps,
                 progress=update,
+                on_batch=hook,
             )
     unit = {"table": "rows", "series": "steps", "images": "images"}[res.kind]
     rows = [
@@ -341,6 +356,8 @@ def score(
     ]
     if res.heatmaps is not None:
         rows.append(("heatmaps", str(res.heatmaps)))
+    if hook is not None:
+        rows += hook.rows()
     console.print(_kv_table("Scored", rows))
 
 
@@ -454,9 +471,15 @@ def report(
 
 
 # ------------------------------------------------------------------------------------------------ models, info
-@app.command()
-def models() -> None:
+models_app = typer.Typer(help="List the registered detectors; `models rollback MODEL` serves an earlier version.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context) -> None:
     """List the registered detectors and their parameters (defaults in brackets)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from ..detectors import detector_names, get_detector
 
     table = Table(title="Detectors (use with `anomalia fit --model NAME --set key=value`)", title_justify="left")
@@ -550,6 +573,11 @@ def demo(
 
 
 _export_commands.register(app)  # export, diagnose
+app.add_typer(alerts_app, name="alerts")
+
+from .watch import register as _register_watch  # noqa: E402  (watch, adapt, models rollback)
+
+_register_watch(app, models_app)
 
 
 # ------------------------------------------------------------------------------------------------ entry point
