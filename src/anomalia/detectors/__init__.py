@@ -14,6 +14,8 @@ from .persist import load, save
 from .registry import detector_names, get_detector, make_detector, register
 from .series import SeriesDetector
 from .stream_state import StreamState
+from .text import TextDetector
+from .text_lm import TextLM
 from .vae import VAE
 from .windowed import WindowAutoEncoder, WindowVAE
 
@@ -32,6 +34,8 @@ __all__ = [
     "LSTMForecaster",
     "SeriesDetector",
     "StreamState",
+    "TextDetector",
+    "TextLM",
     "WindowAutoEncoder",
     "WindowVAE",
     "detector_names",
