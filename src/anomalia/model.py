@@ -177,6 +177,9 @@ class Model:
             return text_detector.scored_rows(
                 data, explain=explain, top_k=top_k, row_offset=row_offset, name=self.name, version=self.version
             )
+        if self.input_kind == "multimodal":  # records of parts: each part's share of the fused score
+            multimodal: Any = self.detector
+            return multimodal.scored_rows(data, name=self.name, version=self.version)
         if self.input_kind == "series":
             X, time, time_name = self._series_input(data)
             names, groups = self.channels, None

@@ -9,6 +9,7 @@ from .geom import GEOM
 from .iforest import IsolationForest
 from .image import ImageDetector
 from .lstm_autoencoder import LSTMAutoEncoder
+from .multimodal import MultiModalDetector
 from .pca import PCA
 from .persist import load, save
 from .registry import detector_names, get_detector, make_detector, register
@@ -32,6 +33,7 @@ __all__ = [
     "IsolationForest",
     "LSTMAutoEncoder",
     "LSTMForecaster",
+    "MultiModalDetector",
     "SeriesDetector",
     "StreamState",
     "TextDetector",
