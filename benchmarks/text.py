@@ -118,7 +118,8 @@ def run(names: list[str], seeds: list[int], params: dict[str, dict[str, object]]
 
 def markdown(rows: list[dict[str, object]]) -> str:
     keys = ["roc_auc", "pr_auc", "detect_at_1pct", "far_at_threshold", "recall_at_threshold", "fit_wall_s", "fit_cpu_s"]
-    head = "| detector | ROC-AUC | PR-AUC | detected at 1 % FAR | FAR at its threshold | recall there | fit wall s | fit CPU s |"
+    head = "| detector | ROC-AUC | PR-AUC | detected at 1 % FAR | FAR at its threshold | recall there "
+    head += "| fit wall s | fit CPU s |"
     lines = [head, "|" + "---|" * 8]
     for name in dict.fromkeys(r["detector"] for r in rows):
         mine = [r for r in rows if r["detector"] == name]

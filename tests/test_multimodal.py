@@ -67,7 +67,7 @@ def test_fisher_and_stouffer_exceed_alpha_where_the_fused_p_value_does_not() -> 
 
 
 def records(rng: np.random.Generator, n: int) -> pd.DataFrame:
-    words = "user login ok session opened closed request served from cache".split()
+    words = ["user", "login", "ok", "session", "opened", "closed", "request", "served", "from", "cache"]
     text = [" ".join(rng.choice(words, size=5)) for _ in range(n)]
     values = rng.normal(size=(n, 3))
     return pd.DataFrame({"a": values[:, 0], "b": values[:, 1], "c": values[:, 0] + 0.1 * values[:, 2], "msg": text})
