@@ -137,3 +137,15 @@ def test_bad_records_give_our_errors(table_and_text) -> None:
         MultiModalDetector(parts={"a": PCA()}).anomaly_score({"a": np.zeros((5, 2))})
     with pytest.raises(an.InputError, match="DataFrame"):
         MultiModalDetector(parts={"a": PCA()}).fit(frame)
+
+
+def test_readme_example_runs(capsys) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Records with several parts") : readme.index("## Contributing")]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md (records with several parts)", "exec"), {})
+    out = capsys.readouterr().out
+    assert "[0.9983 0.0017]" in out and "metrics ('x1'" in out

@@ -127,3 +127,15 @@ def test_command_line_on_a_log_file_and_a_text_column(tmp_path, capsys) -> None:
     args = ["fit", tmp_path / "msgs.csv", "--text-column", "message", "--impute", "median", "--out", tmp_path / "m4"]
     code, _, err = run(args, capsys)
     assert code == 2 and "--impute" in err
+
+
+def test_readme_text_example_runs(capsys) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Text and logs") : readme.index("### Records with several parts")]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md (text)", "exec"), {})
+    out = capsys.readouterr().out
+    assert "[1.    0.008]" in out and "0xdeadbeef" in out
