@@ -144,7 +144,14 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--merge", nargs="+", type=Path, help="only print the table of these --json outputs")
     args = ap.parse_args()
+    if args.merge:
+        rows = [r for path in args.merge for r in json.loads(path.read_text())]
+        order = {name: i for i, name in enumerate(args.detectors)}
+        rows.sort(key=lambda r: (order.get(str(r["detector"]), 99), int(r["seed"])))  # type: ignore[call-overload]
+        print(markdown(rows))
+        return
     torch.set_num_threads(args.threads)
     params: dict[str, dict[str, object]] = {"text-lm": {"device": args.device}}
     rows = run(args.detectors, args.seeds, params)
