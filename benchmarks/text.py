@@ -129,7 +129,7 @@ def markdown(rows: list[dict[str, object]]) -> str:
             if vals.size == 0:
                 cells.append("—")
             elif k.startswith("fit"):
-                cells.append(f"{vals.mean():.0f} ({vals.min():.0f}–{vals.max():.0f})")
+                cells.append(f"{vals.mean():.1f} ({vals.min():.1f}–{vals.max():.1f})")
             else:
                 cells.append(f"{vals.mean():.3f} ({vals.min():.3f}–{vals.max():.3f})")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
