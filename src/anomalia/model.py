@@ -80,9 +80,11 @@ class Model:
 
     @property
     def input_columns(self) -> list[str]:
-        """The columns a table must have (tables), or the channels of a series."""
+        """The columns a table must have (tables), the channels of a series, or the text column."""
         if self.input_kind == "series":
             return self.channels
+        if self.input_kind == "text":
+            return self.feature_names
         return self.encoder.input_columns
 
     @property

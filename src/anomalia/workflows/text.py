@@ -37,8 +37,8 @@ def read_text_file(
     if text_column is None:
         if not is_line_file(data):
             raise InputError(
-                f"{data} is a table: say which column holds the text with --text-column COLUMN "
-                "(log files, .log or .txt, are read one record per line)"
+                f"{data} is a table: its text column is named when fitting (`anomalia fit {data} --text-column "
+                "COLUMN`, saved with the model); log files (.log, .txt) are read one record per line"
             )
         if extra:
             raise InputError(f"{data} is a log file (one record per line): it has no columns {list(extra)}")
