@@ -80,14 +80,18 @@ class Model:
 
     @property
     def input_columns(self) -> list[str]:
-        """The columns a table must have (tables), or the channels of a series."""
+        """The columns a table must have (tables), the channels of a series, or the text column."""
         if self.input_kind == "series":
             return self.channels
+        if self.input_kind == "text":
+            return self.feature_names
         return self.encoder.input_columns
 
     @property
     def feature_names(self) -> list[str]:
         """The detector's features (after one-hot encoding), or the channels of a series."""
+        if self.input_kind == "text":
+            return [getattr(self.detector, "text_column", None) or "text"]
         if self.input_kind == "series":
             return self.channels
         return self.encoder.feature_names
@@ -170,6 +174,14 @@ class Model:
             raise ParameterError(f"explain must be one of {list(EXPLAIN_OPTIONS)}; got {explain!r}")
         if self.input_kind == "images":
             return self._score_images(data, maps=maps)
+        if self.input_kind == "text":  # texts (a list, array, Series or a frame's text column) and their spans
+            text_detector: Any = self.detector
+            return text_detector.scored_rows(
+                data, explain=explain, top_k=top_k, row_offset=row_offset, name=self.name, version=self.version
+            )
+        if self.input_kind == "multimodal":  # records of parts: each part's share of the fused score
+            multimodal: Any = self.detector
+            return multimodal.scored_rows(data, name=self.name, version=self.version)
         if self.input_kind == "series":
             X, time, time_name = self._series_input(data)
             names, groups = self.channels, None

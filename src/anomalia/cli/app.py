@@ -46,6 +46,7 @@ FIT_KEYS = (
     "seed",
     "time_column",
     "image_size",
+    "text_column",
 )
 
 
@@ -162,6 +163,12 @@ def fit(
         help="Series files: the timestamp column; fits a series detector (default cnn-forecaster) on the file's "
         "other columns, in file order.",
     ),
+    text_column: str | None = typer.Option(
+        None,
+        "--text-column",
+        help="Text: the column holding one text per record; fits a text detector (default text; or text-lm). "
+        "A .log file is read one record per line without it.",
+    ),
 ) -> None:
     """Learn normal behaviour from a table or series file, or an image folder, and save the model folder."""
     from ..detectors import get_detector
@@ -181,6 +188,7 @@ def fit(
         "seed": seed,
         "time_column": time_column,
         "image_size": image_size,
+        "text_column": text_column,
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
     opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
@@ -189,7 +197,7 @@ def fit(
     if opts["out"] is None:
         raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
     drop_cols = opts["drop"] or []
-    name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"])
+    name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"], opts["text_column"])
     epochs = parse_params(name, opts["set"]).get("epochs", get_detector(name)().get_params().get("epochs"))
     progress, on_epoch, live, task = _epoch_progress(name, epochs)
     with live:
@@ -208,6 +216,7 @@ def fit(
             image_size=_image_size(opts["image_size"]),
             seed=0 if opts["seed"] is None else int(opts["seed"]),
             callback=on_epoch if epochs else None,
+            text_column=opts["text_column"],
         )
         if live.started:
             progress.update(task, completed=result.epochs, total=result.epochs)
@@ -346,7 +355,7 @@ def score(
                 progress=update,
                 on_batch=hook,
             )
-    unit = {"table": "rows", "series": "steps", "images": "images"}[res.kind]
+    unit = {"table": "rows", "series": "steps", "images": "images", "text": "texts"}[res.kind]
     rows = [
         (unit, res.n_rows),
         ("flagged", f"{res.n_flagged:,} ({res.n_flagged / max(res.n_rows, 1):.2%}) at {res.threshold}"),

@@ -11,11 +11,14 @@ from .iforest import IsolationForest
 from .image import ImageDetector
 from .knn import KNN
 from .lstm_autoencoder import LSTMAutoEncoder
+from .multimodal import MultiModalDetector
 from .pca import PCA
 from .persist import load, save
 from .registry import detector_names, get_detector, make_detector, register
 from .series import SeriesDetector
 from .stream_state import StreamState
+from .text import TextDetector
+from .text_lm import TextLM
 from .vae import VAE
 from .windowed import WindowAutoEncoder, WindowVAE
 
@@ -34,8 +37,11 @@ __all__ = [
     "IsolationForest",
     "LSTMAutoEncoder",
     "LSTMForecaster",
+    "MultiModalDetector",
     "SeriesDetector",
     "StreamState",
+    "TextDetector",
+    "TextLM",
     "WindowAutoEncoder",
     "WindowVAE",
     "detector_names",

@@ -55,7 +55,7 @@ COMMON_RULES: dict[str, list[Rule]] = {
 }
 
 #: What ``input_kind`` a detector declares: the modality the workflows dispatch on.
-INPUT_KINDS = ("table", "series", "images")
+INPUT_KINDS = ("table", "series", "images", "text", "multimodal")
 
 
 def _params_dataclass(cls: type) -> type:
@@ -94,7 +94,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
     """
 
     name: ClassVar[str] = "base"
-    #: The modality: "table" (rows of features), "series" (time steps) or "images".
+    #: The modality: "table" (rows of features), "series" (time steps), "images", "text" (one string per
+    #: record) or "multimodal" (records of several parts).
     input_kind: ClassVar[str] = "table"
     #: Number of array dimensions of one ``X`` (2 for tables; images override).
     input_ndim: ClassVar[int] = 2

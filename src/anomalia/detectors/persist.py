@@ -34,6 +34,10 @@ def _jsonable(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.random.Generator):
         return None
+    if isinstance(value, dict):  # MultiModalDetector's parts: a detector inside another, by name and arguments
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if hasattr(value, "get_params") and hasattr(value, "input_kind"):
+        return {"detector": value.name, "params": {k: _jsonable(v) for k, v in value.get_params(deep=False).items()}}
     return value
 
 

@@ -2,6 +2,7 @@
 scores."""
 
 from .calibration import Calibrator, conformal_p_values
+from .combine import bonferroni
 from .dynamic import DynamicResult, dynamic_threshold
 from .pot import GPDTail, fit_excesses, fit_tail
 from .smoothing import ewma, running_tail_probability, running_zscore
@@ -40,6 +41,7 @@ __all__ = [
     "TargetPrecision",
     "TargetRecall",
     "Threshold",
+    "bonferroni",
     "conformal_p_values",
     "dynamic_threshold",
     "ewma",

@@ -23,18 +23,23 @@ from .fit import FitResult, fit_file
 from .images import evaluate_image_folder, fit_image_folder, score_images
 from .score import BatchHook, RowProgress, ScoreResult, score_file
 from .series import evaluate_series_file, fit_series_file, score_series_file
+from .text import evaluate_text_file, fit_text_file, score_text_file
 
 #: The detector of each kind of data when none is named.
-DEFAULT_MODELS = {"table": "autoencoder", "series": "cnn-forecaster", "images": "conv-autoencoder"}
+DEFAULT_MODELS = {"table": "autoencoder", "series": "cnn-forecaster", "images": "conv-autoencoder", "text": "text"}
 
 
-def choose_detector(data: str | Path, model: str | None, time_column: str | None) -> str:
+def choose_detector(
+    data: str | Path, model: str | None, time_column: str | None, text_column: str | None = None
+) -> str:
     """The detector a fit of ``data`` uses: ``model``, or the default for the data's kind (a series with a
-    time column, an image folder in the MVTec AD layout, a table otherwise)."""
+    time column, text with a text column or a ``.log`` file, an image folder in the MVTec AD layout, a table
+    otherwise)."""
     if model is not None:
         get_detector(model)  # unknown names fail here, with the list of known ones
         return model
-    kind = "series" if time_column is not None else "images" if is_image_folder(data) else "table"
+    text = text_column is not None or Path(data).suffix.lower() == ".log"
+    kind = "series" if time_column is not None else "text" if text else "images" if is_image_folder(data) else "table"
     return DEFAULT_MODELS[kind]
 
 
@@ -54,6 +59,7 @@ def fit(
     image_size: Sequence[int] | None = None,
     seed: int | None = 0,
     callback: Callable[[int, float, float | None], None] | None = None,
+    text_column: str | None = None,
 ) -> FitResult:
     """Fit a detector on ``data`` and save the model folder ``out``; one dispatch on the detector's input kind.
 
@@ -64,9 +70,15 @@ def fit(
     :func:`~anomalia.workflows.images.fit_image_folder` (``image_size``); an argument that does not apply to
     the data's kind is an error rather than silently ignored.
     """
-    name = choose_detector(data, model, time_column)
+    name = choose_detector(data, model, time_column, text_column)
     kind = get_detector(name).input_kind
     common = {"out": out, "model": name, "params": params, "threshold": threshold, "seed": seed, "callback": callback}
+    if kind == "text":  # a log file (one record per line) or a table's --text-column
+        _refuse(kind, impute=impute, drop=drop or None, time_column=time_column, image_size=image_size)
+        return fit_text_file(
+            data, text_column=text_column, label_column=label_column, contaminated=contaminated, **common
+        )
+    _refuse(kind, text_column=text_column)
     if kind == "images":
         _refuse(kind, label_column=label_column, impute=impute, drop=drop or None, time_column=time_column)
         return fit_image_folder(data, size=image_size, contaminated=contaminated, **common)
@@ -120,6 +132,8 @@ def score(
         return score_images(m, data, out, heatmaps=heatmaps, on_batch=on_batch)
     if heatmaps is not None:
         raise InputError(f"--heatmaps is for image models; {m.name!r} is a {m.detector.name} model of {m.input_kind}s")
+    if m.input_kind == "text":
+        return score_text_file(m, data, out, explain=explain, top_k=top_k, keep=keep, batch_rows=batch_rows)
     if m.input_kind == "series":
         return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep, on_batch=on_batch)
     return score_file(
@@ -162,4 +176,6 @@ def evaluate(
         return evaluate_image_folder(m, data, **targets)
     if m.input_kind == "series":
         return evaluate_series_file(m, data, label_column=label_column, **targets)
+    if m.input_kind == "text":
+        return evaluate_text_file(m, data, label_column=label_column, **targets)
     return evaluate_file(m, data, label_column=label_column, progress=progress, **targets)
