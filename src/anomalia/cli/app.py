@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 
 from .._core import AnomaliaError, InputError
+from .serve import serve as _serve
 
 app = typer.Typer(
     help="anomalia: deep-learning anomaly detection.",
@@ -535,6 +536,9 @@ def demo(
     console.print(table)
     if report:
         _write_report(demo_evaluation(result), report)
+
+
+app.command("serve")(_serve)
 
 
 # ------------------------------------------------------------------------------------------------ entry point
