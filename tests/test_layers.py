@@ -25,6 +25,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "explain": {"_core", "data", "nn", "scoring", "metrics", "results", "bundle", "detectors"},
     "model": {"_core", "data", "nn", "scoring", "metrics", "results", "bundle", "detectors", "explain"},
     "report": {"_core", "results", "metrics"},
+    "respond": {"_core", "results"},
 }
 MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model"}
 MAY_IMPORT["cli"] = {layer for layer in MAY_IMPORT if layer != "cli"}

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 
 from .._core import AnomaliaError, InputError
+from .alerts import alerts_app
 from .serve import serve as _serve
 
 app = typer.Typer(
@@ -303,10 +304,21 @@ def score(
     heatmaps: str | None = typer.Option(
         None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
     ),
+    respond: str | None = typer.Option(
+        None,
+        "--respond",
+        help="Response file (YAML): raise alerts for the flagged rows (a re-run adds none); its entity column is "
+        "read along and copied to the output.",
+    ),
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
 
+    hook = None
+    if respond:
+        from .alerts import ScoreResponder
+
+        hook = ScoreResponder(respond, model_dir, data)
     live, update = _row_progress("scoring")
     with live:
         res = score(
@@ -315,11 +327,12 @@ def score(
             out,
             explain=explain,
             top_k=top_k,
-            keep=keep or (),
+            keep=list(dict.fromkeys([*(keep or ()), *(hook.extra_columns if hook else ())])),
             batch_rows=batch_rows,
             threads=threads,
             heatmaps=heatmaps,
             progress=update,
+            on_batch=hook,
         )
     unit = {"table": "rows", "series": "steps", "images": "images"}[res.kind]
     rows = [
@@ -331,6 +344,8 @@ def score(
     ]
     if res.heatmaps is not None:
         rows.append(("heatmaps", str(res.heatmaps)))
+    if hook is not None:
+        rows += hook.rows()
     console.print(_kv_table("Scored", rows))
 
 
@@ -538,6 +553,7 @@ def demo(
         _write_report(demo_evaluation(result), report)
 
 
+app.add_typer(alerts_app, name="alerts")
 app.command("serve")(_serve)
 
 

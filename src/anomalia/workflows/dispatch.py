@@ -21,7 +21,7 @@ from ..results import Evaluation
 from .evaluate import evaluate_file
 from .fit import FitResult, fit_file
 from .images import evaluate_image_folder, fit_image_folder, score_images
-from .score import RowProgress, ScoreResult, score_file
+from .score import BatchHook, RowProgress, ScoreResult, score_file
 from .series import evaluate_series_file, fit_series_file, score_series_file
 
 #: The detector of each kind of data when none is named.
@@ -107,22 +107,32 @@ def score(
     threads: int | None = None,
     heatmaps: str | Path | None = None,
     progress: RowProgress | None = None,
+    on_batch: BatchHook | None = None,
 ) -> ScoreResult:
     """Score ``data`` with the model folder ``model`` and write ``out``, whatever the model reads.
 
     Dispatches once, on the model's ``input_kind``: a table file (streamed), a series file, or images (an
     image file, an MVTec-layout folder's ``test/`` images, or every image under a folder; ``heatmaps``
-    writes one overlay PNG per image there).
+    writes one overlay PNG per image there). ``on_batch(rows, input_rows)`` sees every scored batch.
     """
     m = model if isinstance(model, Model) else Model.load(model)
     if m.input_kind == "images":
-        return score_images(m, data, out, heatmaps=heatmaps)
+        return score_images(m, data, out, heatmaps=heatmaps, on_batch=on_batch)
     if heatmaps is not None:
         raise InputError(f"--heatmaps is for image models; {m.name!r} is a {m.detector.name} model of {m.input_kind}s")
     if m.input_kind == "series":
-        return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep)
+        return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep, on_batch=on_batch)
     return score_file(
-        m, data, out, batch_rows=batch_rows, explain=explain, top_k=top_k, keep=keep, progress=progress, threads=threads
+        m,
+        data,
+        out,
+        batch_rows=batch_rows,
+        explain=explain,
+        top_k=top_k,
+        keep=keep,
+        progress=progress,
+        threads=threads,
+        on_batch=on_batch,
     )
 
 

@@ -12,6 +12,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ..data import IMAGE_SUFFIXES, ImageReading, read_image_folder
 from ..data.images import NORMAL_KIND
 from ..metrics.pixel import per_region_overlap, pixel_roc_auc
 from ..model import Model
-from ..results import Evaluation, ImagesView, ImageView
+from ..results import Evaluation, ImagesView, ImageView, ScoredRows
 from .evaluate import build_evaluation
 from .fit import FitResult, make_fit_detector
 from .score import ScoreResult
@@ -115,6 +116,7 @@ def score_images(
     *,
     heatmaps: str | Path | None = None,
     batch_images: int = 256,
+    on_batch: Callable[[ScoredRows, Any], None] | None = None,
 ) -> ScoreResult:
     """Score images with a saved image model; write a CSV (``path, score, p_value, is_anomaly``).
 
@@ -143,6 +145,8 @@ def score_images(
             chunk = files[i : i + batch_images]
             X = m.image_reading.read(chunk)
             rows = m.score(X, maps=heat_dir is not None)
+            if on_batch is not None:
+                on_batch(rows if rows.paths is not None else replace(rows, paths=[str(f) for f in chunk]), None)
             n_flagged += rows.n_flagged
             for f, s, pv, fl in zip(chunk, rows.score, rows.p_value, rows.is_anomaly, strict=True):
                 writer.writerow([str(f), repr(float(s)), repr(float(pv)), bool(fl)])

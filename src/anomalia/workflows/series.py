@@ -96,6 +96,7 @@ def score_series_file(
     explain: str = "flagged",
     top_k: int = 3,
     keep: Sequence[str] = (),
+    on_batch: Callable[[ScoredRows, Any], None] | None = None,
 ) -> ScoreResult:
     """Score a series file and write ``out`` (.parquet or .csv): one row per input row with ``row``, the
     timestamp and ``keep`` columns, ``score``, ``p_value``, ``is_anomaly`` and the ``top_k`` channels with
@@ -107,6 +108,8 @@ def score_series_file(
     if missing:
         raise InputError(f"--keep {missing[0]!r} is not a column of {data}")
     rows = m.score(frame, explain=explain, top_k=top_k)
+    if on_batch is not None:
+        on_batch(rows, frame)
     table = rows.with_columns({c: pa.array(frame[c].to_numpy()) for c in keep}).to_arrow(top_k)
     table_format(out)
     writer = Writer(Path(out))

@@ -1,0 +1,1033 @@
+"""The :class:`Responder`: flagged rows in, alerts, incidents and outbox rows out, in one transaction.
+
+One pass over a batch of scored rows, in row order, per fingerprint (model, entity, rule):
+
+1. a row already stored (same fingerprint and row key) is skipped: re-running a file adds nothing;
+2. the flap window (the last n decisions) takes the row's decision; an incident opens when ``flap.open``
+   (k of n) holds, and closes when ``flap.close`` (m of n normal) holds or no flag came within
+   ``incidents.gap``;
+3. a flagged row becomes an :class:`~.records.Alert`, attached to the open incident (count, peak, worst
+   severity) or suppressed (below the open rule, silenced, or muted by feedback);
+4. an incident that has lasted ``flap.min_duration``, is not silenced and is not flapping (opened within
+   ``flap.suppress`` of the last notified opening of its fingerprint) is notified once: one outbox row per
+   routed sink, bundled with the other incidents of its group (``incidents.group_by``) that open within
+   ``group_wait`` (and, once the group has been notified, within ``group_interval``). Closing a notified
+   incident queues its resolve notification the same way.
+
+Everything a batch implies (alerts, incidents, flap state, outbox rows and their links) is written in one
+transaction, so an alert is never stored without the notifications it calls for (transactional outbox).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from .._core import InputError
+from ..results import ScoredRows
+from .config import ResponseConfig, load_config
+from .inputs import entities_of, event_times, input_rows, jsonable
+from .records import Alert, Incident
+from .schema import (
+    AlertRow,
+    AuditRow,
+    FeedbackRow,
+    FlapRow,
+    IncidentRow,
+    NotificationAlertRow,
+    NotificationRow,
+    SilenceRow,
+)
+from .severity import at_least, matches, severity_of, worst
+from .store import Store, _find_alert, alert_of
+
+__all__ = ["FEEDBACK_ACTIONS", "ProcessResult", "Responder", "fingerprint_of"]
+
+log = logging.getLogger(__name__)
+
+#: Feedback an operator can give on an alert.
+FEEDBACK_ACTIONS = ("ack", "resolve", "false-positive", "new-normal")
+#: A notification still open to new alerts of its group is never one due within this many seconds, so a
+#: deliverer never freezes a payload that a writer is adding to.
+LINK_MARGIN = 5.0
+_CHUNK = 500
+
+
+def fingerprint_of(model: str, entity: str | None, rule: str = "anomaly") -> str:
+    """The stable key of one model, entity and rule (32 hex characters)."""
+    key = f"{model}\x1f{'' if entity is None else entity}\x1f{rule}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass
+class ProcessResult:
+    """What one :meth:`Responder.process` call did."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    notifications: int = 0
+    duplicates: int = 0
+    n_rows: int = 0
+    n_flagged: int = 0
+
+
+@dataclass
+class _Fp:
+    """The in-memory state of one fingerprint during a batch."""
+
+    history: str = ""
+    incident: dict[str, Any] | None = None
+    last_open_notified_at: float | None = None
+    flap_count: int = 0
+    updated_at: float = 0.0
+    exists: bool = False
+    dirty: bool = False
+
+
+class _Batch:
+    """What a transaction will write: new rows, changed incidents, outbox rows and their links."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        self.new_incidents: dict[str, dict[str, Any]] = {}
+        self.changed_incidents: dict[str, dict[str, Any]] = {}
+        self.notifications: dict[str, dict[str, Any]] = {}
+        self.links: list[dict[str, Any]] = []
+        self.resolved_incidents: list[tuple[str, float]] = []
+        self.audit: list[dict[str, Any]] = []
+
+
+class Responder:
+    """Alerts, incidents, notifications and feedback over one response config and its store.
+
+    Parameters
+    ----------
+    config
+        A :class:`ResponseConfig`, a YAML path or a mapping (see :func:`load_config`).
+    clock
+        Seconds since the epoch now (``time.time`` by default; tests and benchmarks pass their own).
+    """
+
+    def __init__(self, config: ResponseConfig | str | Any, *, clock: Callable[[], float] | None = None) -> None:
+        self.config = load_config(config)
+        self.clock = clock or time.time
+        self.store = Store(self.config.store)
+        self._group_last: dict[tuple[str, str], float] = {}
+
+    # ------------------------------------------------------------------------------------------- process
+    def process(
+        self,
+        scored: ScoredRows,
+        *,
+        inputs: Any = None,
+        entity: Sequence[Any] | None = None,
+        threshold: float | None = None,
+        source: str = "",
+    ) -> ProcessResult:
+        """Turn a batch of scored rows into alerts and incidents, with their notifications in the outbox.
+
+        Parameters
+        ----------
+        scored
+            The rows a model scored (:class:`~anomalia.results.ScoredRows`).
+        inputs
+            The input rows aligned with ``scored`` (DataFrame, pyarrow table, list of dicts, dict of
+            columns): their values go into each alert, and the config's entity column is read from them
+            (also when it is not a model feature).
+        entity
+            One entity key per row, instead of the config's entity column.
+        threshold
+            The score threshold the rows were decided at (default: ``scored.threshold`` where it exists).
+        source
+            Names where the rows came from (a file) in the row key of rows identified by row number only,
+            so that row 5 of two different files are two alerts; rows with a timestamp are keyed by it.
+        """
+        if not isinstance(scored, ScoredRows):
+            raise InputError(f"scored: expected anomalia.results.ScoredRows; got {type(scored).__name__}")
+        cfg = self.config
+        now = self.clock()
+        n = len(scored)
+        res = ProcessResult(n_rows=n, n_flagged=scored.n_flagged)
+        if n == 0:
+            return res
+        flags = np.asarray(scored.is_anomaly, dtype=bool)
+        ents = entities_of(scored, inputs, entity, cfg.entity)
+        model = scored.model_name or "model"
+        fps_of_entity = {e: fingerprint_of(model, e) for e in set(ents)}
+        fps = [fps_of_entity[e] for e in ents]
+        times = event_times(scored, now)
+        needs_normal = cfg.flap.open_n > 1 or cfg.flap.close_k > 0
+        flagged_idx = np.flatnonzero(flags)
+        relevant_fps = {fps[i] for i in flagged_idx}
+        if threshold is None:
+            threshold = getattr(scored, "threshold", None)
+        with self.store.session() as s:
+            states = self._load_states(s, relevant_fps if not needs_normal else set(fps))
+            if needs_normal:
+                relevant_fps = relevant_fps | {f for f, st in states.items() if st.exists}
+            keys = {i: self._row_key(scored, i, source) for i in flagged_idx}
+            seen = self._existing(s, [(fps[i], keys[i]) for i in flagged_idx])
+            silences = [
+                (r.id, r.matchers)
+                for r in s.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now))
+            ]
+            batch = _Batch()
+            order = (
+                np.flatnonzero(np.fromiter((f in relevant_fps for f in fps), bool, n)) if needs_normal else flagged_idx
+            )
+            new_rows = [i for i in order if not flags[i] or (fps[i], keys[i]) not in seen]
+            res.duplicates = int(len(flagged_idx) - sum(1 for i in new_rows if flags[i]))
+            values = input_rows(inputs, [i for i in new_rows if flags[i]]) if cfg.keep_inputs else None
+            value_of = dict(zip([i for i in new_rows if flags[i]], values or [], strict=False))
+            for i in new_rows:
+                f = fps[i]
+                st = states.setdefault(f, _Fp())
+                t = float(times[i])
+                if not flags[i] and st.exists and scored.time is not None and t <= st.updated_at:
+                    continue  # a normal row already counted by an earlier run
+                st.dirty = True
+                st.updated_at = max(st.updated_at, t)
+                inc = st.incident
+                if inc is not None and t - inc["last_flag_at"] > cfg.incidents.gap:
+                    self._close(batch, st, inc["last_flag_at"], now, "gap", res)
+                    inc = None
+                width = max(cfg.flap.open_n, cfg.flap.close_n, 1)
+                st.history = (st.history + ("1" if flags[i] else "0"))[-width:]
+                if not flags[i]:
+                    if (
+                        inc is not None
+                        and cfg.flap.close_k
+                        and st.history[-cfg.flap.close_n :].count("0") >= cfg.flap.close_k
+                    ):
+                        self._close(batch, st, t, now, "flap.close", res)
+                    continue
+                alert = self._alert(scored, i, model, ents[i], f, keys[i], t, now, threshold, value_of.get(i, {}))
+                labels = _labels(alert)
+                silenced = next((sid for sid, m in silences if matches(labels, m)), None)
+                if silenced is not None:
+                    alert["details"] = {**alert["details"], "silenced_by": silenced}
+                if inc is None:
+                    if st.history[-cfg.flap.open_n :].count("1") >= cfg.flap.open_k:
+                        inc = self._open(batch, st, alert, t, res)
+                    else:
+                        alert["status"] = "suppressed"
+                        alert["details"] = {**alert["details"], "suppressed_by": "flap.open"}
+                if inc is not None:
+                    self._attach(inc, alert, t, batch)
+                    if inc["flapping"] and st.last_open_notified_at is not None:
+                        # still firing a whole suppress window after the last notified opening: no longer a flap
+                        inc["flapping"] = t - st.last_open_notified_at < cfg.flap.suppress
+                    if silenced is not None:
+                        alert["status"] = "suppressed"
+                    elif inc["status"] == "acknowledged":
+                        alert["status"] = "acknowledged"
+                    if silenced is None and not inc["notified"] and not inc["flapping"]:
+                        if inc["last_flag_at"] - inc["starts_at"] >= cfg.flap.min_duration:
+                            self._notify_open(s, batch, st, inc, now)
+                    elif inc["_pending"] and silenced is None:
+                        for nid in inc["_pending"]:
+                            batch.links.append(
+                                {"notification_id": nid, "alert_id": alert["id"], "incident_id": inc["id"]}
+                            )
+                batch.alerts.append(alert)
+            self._write(s, batch, states)
+            res.notifications = len(batch.notifications)
+            res.alerts = [_alert_record(a) for a in batch.alerts]
+        return res
+
+    def _row_key(self, scored: ScoredRows, i: int, source: str) -> str:
+        if scored.time is not None:
+            return f"t:{scored.time[i]}"
+        if scored.row is not None:
+            return f"{source}#row:{int(scored.row[i])}"
+        if scored.paths is not None:
+            return f"path:{scored.paths[i]}"
+        return f"u:{uuid.uuid4()}"
+
+    def _load_states(self, s: Session, fps: set[str]) -> dict[str, _Fp]:
+        out: dict[str, _Fp] = {}
+        ids = sorted(fps)
+        inc_ids: list[str] = []
+        for k in range(0, len(ids), _CHUNK):
+            for r in s.scalars(select(FlapRow).where(FlapRow.fingerprint.in_(ids[k : k + _CHUNK]))):
+                out[r.fingerprint] = _Fp(r.history, None, r.last_open_notified_at, r.flap_count, r.updated_at, True)
+                if r.incident_id:
+                    inc_ids.append(r.incident_id)
+        by_fp: dict[str, dict[str, Any]] = {}
+        for k in range(0, len(inc_ids), _CHUNK):
+            for r in s.scalars(select(IncidentRow).where(IncidentRow.id.in_(inc_ids[k : k + _CHUNK]))):
+                if r.status != "closed":
+                    by_fp[r.fingerprint] = _incident_dict(r)
+        pending = self._pending_of([d["id"] for d in by_fp.values()], s)
+        for f, d in by_fp.items():
+            d["_pending"] = pending.get(d["id"], [])
+            out[f].incident = d
+        return out
+
+    def _pending_of(self, incident_ids: list[str], s: Session) -> dict[str, list[str]]:
+        """Unfrozen pending firing notifications of these incidents that a new alert may still join."""
+        out: dict[str, list[str]] = {}
+        cutoff = self.clock() + LINK_MARGIN
+        for k in range(0, len(incident_ids), _CHUNK):
+            q = (
+                select(NotificationAlertRow.incident_id, NotificationRow.id)
+                .join(NotificationRow, NotificationRow.id == NotificationAlertRow.notification_id)
+                .where(
+                    NotificationAlertRow.incident_id.in_(incident_ids[k : k + _CHUNK]),
+                    NotificationRow.status == "pending",
+                    NotificationRow.kind == "firing",
+                    NotificationRow.payload.is_(None),
+                    NotificationRow.not_before > cutoff,
+                )
+            )
+            for iid, nid in s.execute(q):
+                if nid not in out.setdefault(iid, []):
+                    out[iid].append(nid)
+        return out
+
+    def _existing(self, s: Session, pairs: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        for k in range(0, len(pairs), _CHUNK):
+            chunk = pairs[k : k + _CHUNK]
+            q = select(AlertRow.fingerprint, AlertRow.row_key).where(
+                tuple_(AlertRow.fingerprint, AlertRow.row_key).in_(chunk)
+            )
+            out.update((a, b) for a, b in s.execute(q))
+        return out
+
+    def _alert(
+        self,
+        scored: ScoredRows,
+        i: int,
+        model: str,
+        entity: str | None,
+        fp: str,
+        row_key: str,
+        t: float,
+        now: float,
+        threshold: float | None,
+        values: dict[str, Any],
+    ) -> dict[str, Any]:
+        score = float(scored.score[i])
+        p = float(scored.p_value[i])
+        sev = severity_of(p, self.config.severity)
+        contributions = _contributions(scored, i, values)
+        where = f" on {entity}" if entity is not None else ""
+        at = (
+            f" at {scored.time[i]}"
+            if scored.time is not None
+            else f" (row {int(scored.row[i])})"
+            if scored.row is not None
+            else f" ({scored.paths[i]})"
+            if scored.paths is not None
+            else ""
+        )
+        top = ", ".join(f"{c['name']} {c['share']:.0%}" for c in contributions[:3])
+        summary = f"{model}: {sev} anomaly{where}{at}, score {score:.4g}, p={p:.2g}" + (f"; top: {top}" if top else "")
+        return {
+            "id": str(uuid.uuid4()),
+            "fingerprint": fp,
+            "row_key": row_key[:200],
+            "kind": "anomaly",
+            "incident_id": None,
+            "status": "firing",
+            "severity": sev,
+            "starts_at": t,
+            "ends_at": None,
+            "created_at": now,
+            "score": score if np.isfinite(score) else None,
+            "p_value": p if np.isfinite(p) else None,
+            "threshold": None if threshold is None else float(threshold),
+            "model": model,
+            "model_version": scored.model_version or "",
+            "entity": entity,
+            "row": None if scored.row is None else int(scored.row[i]),
+            "time": None if scored.time is None else str(scored.time[i]),
+            "summary": summary,
+            "runbook_url": self.config.runbook_url,
+            "contributions": contributions,
+            "inputs": values,
+            "details": {},
+        }
+
+    # ------------------------------------------------------------------------------------------ incidents
+    def _group_key(self, labels: dict[str, Any]) -> str:
+        return "{" + ",".join(f"{g}={labels.get(g, '')}" for g in self.config.incidents.group_by) + "}"
+
+    def _open(self, batch: _Batch, st: _Fp, alert: dict[str, Any], t: float, res: ProcessResult) -> dict[str, Any]:
+        cfg = self.config
+        labels = _labels(alert)
+        flapping = st.last_open_notified_at is not None and t - st.last_open_notified_at < cfg.flap.suppress
+        if flapping:
+            st.flap_count += 1
+        inc = {
+            "id": str(uuid.uuid4()),
+            "fingerprint": alert["fingerprint"],
+            "group_key": self._group_key(labels),
+            "model": alert["model"],
+            "entity": alert["entity"],
+            "status": "open",
+            "severity": alert["severity"],
+            "starts_at": t,
+            "ends_at": None,
+            "last_flag_at": t,
+            "count": 0,
+            "peak_score": alert["score"],
+            "min_p_value": alert["p_value"],
+            "first_alert_id": alert["id"],
+            "last_alert_id": alert["id"],
+            "notified": False,
+            "last_notified_at": None,
+            "flapping": flapping,
+            "acked_by": None,
+            "closed_by": None,
+            "_pending": [],
+            "_labels": labels,
+        }
+        batch.new_incidents[inc["id"]] = inc
+        st.incident = inc
+        res.opened.append(inc["id"])
+        return inc
+
+    def _attach(self, inc: dict[str, Any], alert: dict[str, Any], t: float, batch: _Batch) -> None:
+        alert["incident_id"] = inc["id"]
+        inc["count"] += 1
+        inc["last_flag_at"] = max(inc["last_flag_at"], t)
+        inc["last_alert_id"] = alert["id"]
+        inc["severity"] = worst(inc["severity"], alert["severity"])
+        if alert["score"] is not None and (inc["peak_score"] is None or alert["score"] > inc["peak_score"]):
+            inc["peak_score"] = alert["score"]
+        if alert["p_value"] is not None and (inc["min_p_value"] is None or alert["p_value"] < inc["min_p_value"]):
+            inc["min_p_value"] = alert["p_value"]
+        inc.setdefault("_labels", {"model": inc["model"], "entity": inc["entity"], "fingerprint": inc["fingerprint"]})
+        inc["_labels"] = {**inc["_labels"], "severity": inc["severity"]}
+        if inc["id"] not in batch.new_incidents:
+            batch.changed_incidents[inc["id"]] = inc
+
+    def _close(self, batch: _Batch, st: _Fp, ends_at: float, now: float, why: str, res: ProcessResult | None) -> None:
+        inc = st.incident
+        if inc is None:
+            return
+        inc["status"] = "closed"
+        inc["ends_at"] = ends_at
+        inc["closed_by"] = inc.get("closed_by") or why
+        if inc["id"] not in batch.new_incidents:
+            batch.changed_incidents[inc["id"]] = inc
+        batch.resolved_incidents.append((inc["id"], ends_at))
+        if inc["notified"] and not inc["flapping"]:
+            self._queue(batch, inc, "resolved", [inc["last_alert_id"]], now)
+        st.incident = None
+        st.dirty = True
+        if res is not None:
+            res.closed.append(inc["id"])
+
+    def _notify_open(self, s: Session, batch: _Batch, st: _Fp, inc: dict[str, Any], now: float) -> None:
+        inc["notified"] = True
+        inc["last_notified_at"] = now
+        st.last_open_notified_at = inc["starts_at"]
+        inc["_pending"] = self._queue(batch, inc, "firing", [inc["first_alert_id"], inc["last_alert_id"]], now, s)
+        for action in self.config.actions:
+            if at_least(inc["severity"], action.min_severity) and matches(inc["_labels"], action.when):
+                nid = str(uuid.uuid4())
+                batch.notifications[nid] = _notification(
+                    nid, f"action:{action.name}", "action", inc["group_key"], now, now
+                )
+                batch.links.append({"notification_id": nid, "alert_id": inc["last_alert_id"], "incident_id": inc["id"]})
+
+    def _queue(
+        self,
+        batch: _Batch,
+        inc: dict[str, Any],
+        kind: str,
+        alert_ids: list[str],
+        now: float,
+        s: Session | None = None,
+    ) -> list[str]:
+        """Add an incident's alerts to its group's next notification on every sink that takes it."""
+        cfg = self.config.incidents
+        out: list[str] = []
+        labels = inc.get("_labels") or {"model": inc["model"], "entity": inc["entity"], "severity": inc["severity"]}
+        for sink in self.config.sinks:
+            if not at_least(inc["severity"], sink.min_severity) or not matches(labels, sink.match):
+                continue
+            gk = inc["group_key"]
+            nid = next(
+                (
+                    k
+                    for k, v in batch.notifications.items()
+                    if v["sink"] == sink.name and v["group_key"] == gk and v["kind"] == kind
+                ),
+                None,
+            )
+            if nid is None and s is not None:
+                nid = s.scalar(
+                    select(NotificationRow.id)
+                    .where(
+                        NotificationRow.sink == sink.name,
+                        NotificationRow.group_key == gk,
+                        NotificationRow.kind == kind,
+                        NotificationRow.status == "pending",
+                        NotificationRow.payload.is_(None),
+                        NotificationRow.not_before > now + LINK_MARGIN,
+                    )
+                    .limit(1)
+                )
+            if nid is None:
+                last = self._last_group_time(s, sink.name, gk, kind)
+                due = now + cfg.group_wait
+                if last is not None and now - last < cfg.group_interval:
+                    due = max(due, last + cfg.group_interval)
+                if kind == "resolved":
+                    due = now + min(cfg.group_wait, LINK_MARGIN)
+                nid = str(uuid.uuid4())
+                batch.notifications[nid] = _notification(nid, sink.name, kind, gk, now, due)
+                self._group_last[(sink.name, gk + kind)] = due
+            for aid in dict.fromkeys(alert_ids):
+                link = {"notification_id": nid, "alert_id": aid, "incident_id": inc["id"]}
+                if link not in batch.links:
+                    batch.links.append(link)
+            out.append(nid)
+        return out
+
+    def _last_group_time(self, s: Session | None, sink: str, gk: str, kind: str) -> float | None:
+        cached = self._group_last.get((sink, gk + kind))
+        if cached is not None or s is None:
+            return cached
+        q = select(NotificationRow.not_before).where(
+            NotificationRow.sink == sink, NotificationRow.group_key == gk, NotificationRow.kind == kind
+        )
+        return s.scalar(q.order_by(NotificationRow.not_before.desc()).limit(1))
+
+    def _write(self, s: Session, batch: _Batch, states: dict[str, _Fp]) -> None:
+        if batch.notifications:
+            s.execute(insert(NotificationRow), list(batch.notifications.values()))
+        if batch.new_incidents:
+            s.execute(insert(IncidentRow), [_db_incident(d) for d in batch.new_incidents.values()])
+        if batch.changed_incidents:
+            s.execute(update(IncidentRow), [_db_incident(d) for d in batch.changed_incidents.values()])
+        if batch.alerts:
+            for k in range(0, len(batch.alerts), 2000):
+                s.execute(
+                    _insert_ignore(self.store.dialect, AlertRow, ["fingerprint", "row_key"]), batch.alerts[k : k + 2000]
+                )
+        if batch.links:
+            s.execute(
+                _insert_ignore(self.store.dialect, NotificationAlertRow, ["notification_id", "alert_id"]), batch.links
+            )
+        for iid, ends_at in batch.resolved_incidents:
+            s.execute(
+                update(AlertRow)
+                .where(AlertRow.incident_id == iid, AlertRow.status.in_(("firing", "acknowledged")))
+                .values(status="resolved", ends_at=ends_at)
+            )
+        rows = [
+            {
+                "fingerprint": f,
+                "history": st.history,
+                "incident_id": None if st.incident is None else st.incident["id"],
+                "last_open_notified_at": st.last_open_notified_at,
+                "flap_count": st.flap_count,
+                "updated_at": st.updated_at,
+            }
+            for f, st in states.items()
+            if st.dirty
+        ]
+        if rows:
+            s.execute(_upsert(self.store.dialect, FlapRow, ["fingerprint"]), rows)
+        if batch.audit:
+            s.execute(insert(AuditRow), batch.audit)
+
+    # ---------------------------------------------------------------------------------------------- tick
+    def tick(self) -> dict[str, int]:
+        """Close incidents whose last flag is older than the gap and queue repeat notifications of open,
+        unacknowledged incidents last notified more than ``repeat_interval`` ago. The deliverer calls it."""
+        now = self.clock()
+        cfg = self.config
+        closed = repeats = 0
+        with self.store.session() as s:
+            batch = _Batch()
+            stale = list(
+                s.scalars(
+                    select(IncidentRow).where(
+                        IncidentRow.status.in_(("open", "acknowledged")),
+                        IncidentRow.last_flag_at < now - cfg.incidents.gap,
+                    )
+                )
+            )
+            fps = {r.fingerprint for r in stale}
+            states = self._load_states(s, fps) if fps else {}
+            for r in stale:
+                st = states.get(r.fingerprint)
+                if st is None or st.incident is None or st.incident["id"] != r.id:
+                    st = states.setdefault(r.fingerprint, _Fp(exists=True))
+                    st.incident = {**_incident_dict(r), "_pending": []}
+                self._close(batch, st, r.last_flag_at, now, "gap", None)
+                closed += 1
+            due = s.scalars(
+                select(IncidentRow).where(
+                    IncidentRow.status == "open",
+                    IncidentRow.notified.is_(True),
+                    IncidentRow.flapping.is_(False),
+                    IncidentRow.last_notified_at < now - cfg.incidents.repeat_interval,
+                )
+            )
+            for r in due:
+                d = _incident_dict(r)
+                self._queue(batch, d, "repeat", [r.last_alert_id or r.first_alert_id or ""], now)
+                d["last_notified_at"] = now
+                batch.changed_incidents[r.id] = d
+                repeats += 1
+            self._write(s, batch, states)
+        return {"closed": closed, "repeats": repeats}
+
+    # ------------------------------------------------------------------------------------------ feedback
+    def feedback(self, alert_id: str, action: str, *, who: str, comment: str | None = None) -> Alert:
+        """Record an operator's word on an alert (``ack``, ``resolve``, ``false-positive``, ``new-normal``).
+
+        ``ack`` mutes repeat notifications of its incident until it resolves; ``resolve`` closes the
+        incident (its resolve notification goes through the outbox); ``false-positive`` and ``new-normal``
+        also keep the row's input values with the model version (:meth:`feedback_rows`), silence the
+        fingerprint for ``feedback.mute`` and cancel its notifications not yet delivered. Each is written to
+        the audit log with who, when and the comment.
+        """
+        if action not in FEEDBACK_ACTIONS:
+            raise InputError(f"action: expected one of {list(FEEDBACK_ACTIONS)}; got {action!r}")
+        if not who or not str(who).strip():
+            raise InputError("who: say who gives the feedback (e.g. --who alice)")
+        now = self.clock()
+        with self.store.session() as s:
+            row = _find_alert(s, alert_id)
+            inc = s.get(IncidentRow, row.incident_id) if row.incident_id else None
+            batch = _Batch()
+            states: dict[str, _Fp] = {}
+            if action == "ack":
+                row.status = "acknowledged" if row.status == "firing" else row.status
+                if inc is not None and inc.status == "open":
+                    inc.status, inc.acked_by = "acknowledged", who
+                    s.execute(
+                        update(AlertRow)
+                        .where(AlertRow.incident_id == inc.id, AlertRow.status == "firing")
+                        .values(status="acknowledged")
+                    )
+            else:
+                row.status = "resolved"
+                row.ends_at = row.ends_at or now
+                if action in ("false-positive", "new-normal"):
+                    self._mute(s, row, now, who, action)
+                    s.add(
+                        FeedbackRow(
+                            alert_id=row.id,
+                            kind=action,
+                            model=row.model,
+                            model_version=row.model_version,
+                            row_key=row.row_key,
+                            inputs=row.inputs or {},
+                            at=now,
+                            who=who,
+                        )
+                    )
+                    s.flush()
+                if inc is not None and inc.status != "closed":
+                    states = self._load_states(s, {inc.fingerprint})
+                    st = states.setdefault(inc.fingerprint, _Fp(exists=True))
+                    if st.incident is None or st.incident["id"] != inc.id:
+                        st.incident = {**_incident_dict(inc), "_pending": []}
+                    st.incident["closed_by"] = f"{action}:{who}"
+                    # a resolve goes only where the firing may have gone: not after every one was cancelled
+                    st.incident["notified"] = st.incident["notified"] and self._announced(s, inc.id)
+                    s.expunge(inc)
+                    self._close(batch, st, now, now, action, None)
+            s.add(
+                AuditRow(
+                    at=now,
+                    who=who,
+                    action=action,
+                    alert_id=row.id,
+                    incident_id=row.incident_id,
+                    comment=comment,
+                    detail={"fingerprint": row.fingerprint},
+                )
+            )
+            s.flush()
+            self._write(s, batch, states)
+            return alert_of(row)
+
+    def _announced(self, s: Session, incident_id: str) -> bool:
+        """Whether a firing notification of the incident was delivered or may still be."""
+        q = (
+            select(NotificationRow.id)
+            .join(NotificationAlertRow, NotificationRow.id == NotificationAlertRow.notification_id)
+            .where(
+                NotificationAlertRow.incident_id == incident_id,
+                NotificationRow.kind.in_(("firing", "repeat")),
+                NotificationRow.status.in_(("pending", "delivered", "dead")),
+            )
+            .limit(1)
+        )
+        return s.scalar(q) is not None
+
+    def _mute(self, s: Session, row: AlertRow, now: float, who: str, action: str) -> None:
+        """Silence the fingerprint and cancel its notifications that have not gone out yet."""
+        s.add(
+            SilenceRow(
+                id=str(uuid.uuid4()),
+                matchers={"fingerprint": row.fingerprint},
+                starts_at=now,
+                ends_at=now + self.config.feedback_mute,
+                created_by=who,
+                comment=f"{action} on alert {row.id}",
+                created_at=now,
+            )
+        )
+        s.flush()
+        ids = [a for (a,) in s.execute(select(AlertRow.id).where(AlertRow.fingerprint == row.fingerprint))]
+        pending = set()
+        for k in range(0, len(ids), _CHUNK):
+            q = (
+                select(NotificationAlertRow.notification_id)
+                .join(NotificationRow, NotificationRow.id == NotificationAlertRow.notification_id)
+                .where(
+                    NotificationAlertRow.alert_id.in_(ids[k : k + _CHUNK]),
+                    NotificationRow.status == "pending",
+                    NotificationRow.kind.in_(("firing", "repeat", "action")),
+                )
+            )
+            pending.update(n for (n,) in s.execute(q))
+        for nid in pending:
+            others = s.scalar(
+                select(NotificationAlertRow.alert_id)
+                .where(NotificationAlertRow.notification_id == nid, NotificationAlertRow.alert_id.not_in(ids))
+                .limit(1)
+            )
+            n = s.get(NotificationRow, nid)
+            if n is None:
+                continue
+            if others is None:
+                n.status, n.last_error = "cancelled", f"{action} by {who}"
+            elif n.payload is None:
+                s.execute(
+                    delete(NotificationAlertRow).where(
+                        NotificationAlertRow.notification_id == nid, NotificationAlertRow.alert_id.in_(ids)
+                    )
+                )
+
+    def feedback_rows(
+        self, model_name: str | None = None, kinds: Sequence[str] = ("false-positive", "new-normal")
+    ) -> list[dict[str, Any]]:
+        """The rows operators called normal: ``{alert_id, kind, model, model_version, row_key, inputs, at,
+        who}``, oldest first: candidate normal data for adapting the model."""
+        q = select(FeedbackRow).where(FeedbackRow.kind.in_(list(kinds))).order_by(FeedbackRow.id)
+        if model_name is not None:
+            q = q.where(FeedbackRow.model == model_name)
+        with self.store.session() as s:
+            return [
+                {
+                    "alert_id": r.alert_id,
+                    "kind": r.kind,
+                    "model": r.model,
+                    "model_version": r.model_version,
+                    "row_key": r.row_key,
+                    "inputs": r.inputs,
+                    "at": r.at,
+                    "who": r.who,
+                }
+                for r in s.scalars(q)
+            ]
+
+    # ------------------------------------------------------------------------------------------ silences
+    def silence(
+        self,
+        matchers: dict[str, str],
+        *,
+        duration: float | str | None = None,
+        starts_at: float | None = None,
+        ends_at: float | None = None,
+        who: str,
+        comment: str | None = None,
+    ) -> str:
+        """Silence alerts whose labels match (``entity: web-1``, ``severity: ~major|minor``) for a time range
+        (a maintenance window): they are stored as suppressed and notify nobody. Returns the silence id."""
+        from .config import parse_duration
+
+        if not matchers:
+            raise InputError("matchers: give at least one label=value (model, entity, severity, fingerprint, kind)")
+        if not who:
+            raise InputError("who: say who sets the silence")
+        now = self.clock()
+        start = now if starts_at is None else float(starts_at)
+        if ends_at is None:
+            if duration is None:
+                raise InputError("duration: give how long the silence lasts (e.g. 2h) or its end")
+            ends_at = start + (
+                parse_duration(duration, "duration") if not isinstance(duration, int | float) else duration
+            )
+        if ends_at <= start:
+            raise InputError("ends_at: a silence must end after it starts")
+        sid = str(uuid.uuid4())
+        with self.store.session() as s:
+            s.add(
+                SilenceRow(
+                    id=sid,
+                    matchers={str(k): str(v) for k, v in matchers.items()},
+                    starts_at=start,
+                    ends_at=ends_at,
+                    created_by=who,
+                    comment=comment,
+                    created_at=now,
+                )
+            )
+            s.add(
+                AuditRow(
+                    at=now,
+                    who=who,
+                    action="silence",
+                    alert_id=None,
+                    incident_id=None,
+                    comment=comment,
+                    detail={"silence_id": sid, "matchers": matchers, "ends_at": ends_at},
+                )
+            )
+        return sid
+
+    def expire_silence(self, silence_id: str, *, who: str) -> None:
+        now = self.clock()
+        with self.store.session() as s:
+            r = s.get(SilenceRow, silence_id)
+            if r is None:
+                raise InputError(f"no silence {silence_id!r}")
+            r.ends_at = min(r.ends_at, now)
+            s.add(
+                AuditRow(
+                    at=now,
+                    who=who,
+                    action="expire-silence",
+                    alert_id=None,
+                    incident_id=None,
+                    comment=None,
+                    detail={"silence_id": silence_id},
+                )
+            )
+
+    # ------------------------------------------------------------------------------------------- events
+    def raise_event(
+        self,
+        *,
+        kind: str,
+        model: str,
+        summary: str,
+        severity: str = "major",
+        entity: str | None = None,
+        details: dict[str, Any] | None = None,
+        key: str | None = None,
+        at: float | None = None,
+    ) -> Alert:
+        """Raise an alert that is not one scored row (``kind="drift"``, ...): stored, grouped into an
+        incident of its own fingerprint (model, entity, kind) and notified like the others.
+
+        ``key`` makes it idempotent (the same key again returns the stored alert); by default every call is
+        a new event.
+        """
+        from .config import SEVERITIES
+
+        if severity not in SEVERITIES:
+            raise InputError(f"severity: expected one of {list(SEVERITIES)}; got {severity!r}")
+        if not kind or not isinstance(kind, str):
+            raise InputError("kind: name the kind of event (e.g. 'drift')")
+        now = self.clock()
+        t = now if at is None else float(at)
+        fp = fingerprint_of(model, entity, kind)
+        row_key = f"event:{key or uuid.uuid4()}"
+        with self.store.session() as s:
+            old = s.scalar(select(AlertRow).where(AlertRow.fingerprint == fp, AlertRow.row_key == row_key))
+            if old is not None:
+                return alert_of(old)
+            states = self._load_states(s, {fp})
+            st = states.setdefault(fp, _Fp())
+            st.dirty, st.updated_at = True, max(st.updated_at, t)
+            batch = _Batch()
+            alert = {
+                "id": str(uuid.uuid4()),
+                "fingerprint": fp,
+                "row_key": row_key[:200],
+                "kind": kind,
+                "incident_id": None,
+                "status": "firing",
+                "severity": severity,
+                "starts_at": t,
+                "ends_at": None,
+                "created_at": now,
+                "score": None,
+                "p_value": None,
+                "threshold": None,
+                "model": model,
+                "model_version": "",
+                "entity": entity,
+                "row": None,
+                "time": None,
+                "summary": summary,
+                "runbook_url": self.config.runbook_url,
+                "contributions": [],
+                "inputs": {},
+                "details": jsonable(details or {}),
+            }
+            labels = _labels(alert)
+            silenced = any(
+                matches(labels, r.matchers)
+                for r in s.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now))
+            )
+            inc = st.incident
+            if inc is not None and t - inc["last_flag_at"] > self.config.incidents.gap:
+                self._close(batch, st, inc["last_flag_at"], now, "gap", None)
+                inc = None
+            if inc is None:
+                inc = self._open(batch, st, alert, t, ProcessResult())
+            self._attach(inc, alert, t, batch)
+            if silenced:
+                alert["status"] = "suppressed"
+            elif not inc["notified"] and not inc["flapping"]:
+                self._notify_open(s, batch, st, inc, now)
+            batch.alerts.append(alert)
+            self._write(s, batch, states)
+            return _alert_record(alert)
+
+    # ------------------------------------------------------------------------------------------ delivery
+    def deliver(self, once: bool = True, **kwargs: Any) -> Any:
+        """Drain the outbox once (returns what was done) or until stopped; see :class:`~.deliver.Deliverer`."""
+        from .deliver import Deliverer
+
+        d = Deliverer(self, **kwargs)
+        return d.run_once() if once else d.run()
+
+    def replay(self, notification_ids: Sequence[str] | None = None, *, who: str = "anomalia") -> int:
+        """Put dead letters (all, or these ids) back in the outbox with fresh attempts; returns how many."""
+        now = self.clock()
+        with self.store.session() as s:
+            q = update(NotificationRow).where(NotificationRow.status == "dead")
+            if notification_ids:
+                q = q.where(NotificationRow.id.in_(list(notification_ids)))
+            n = s.execute(
+                q.values(status="pending", attempts=0, next_attempt_at=now, lease_until=None, created_at=now)
+            ).rowcount
+            s.add(
+                AuditRow(
+                    at=now,
+                    who=who,
+                    action="replay",
+                    alert_id=None,
+                    incident_id=None,
+                    comment=None,
+                    detail={"count": n, "ids": list(notification_ids or [])},
+                )
+            )
+        return int(n or 0)
+
+    def incident(self, incident_id: str) -> Incident:
+        return self.store.get_incident(incident_id)
+
+    def close(self) -> None:
+        """Release the store's connections."""
+        self.store.close()
+
+    def __enter__(self) -> Responder:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _labels(alert: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "model": alert["model"],
+        "severity": alert["severity"],
+        "kind": alert["kind"],
+        "fingerprint": alert["fingerprint"],
+    }
+    if alert["entity"] is not None:
+        out["entity"] = alert["entity"]
+    return out
+
+
+def _contributions(scored: ScoredRows, i: int, values: dict[str, Any]) -> list[dict[str, Any]]:
+    c = scored.contributions
+    if c is None:
+        return []
+    out = []
+    extra = {k: getattr(c, k, None) for k in ("observed", "expected", "normal_low", "normal_high")}
+    for j, (idx, share) in enumerate(zip(c.index[i], c.share[i], strict=True)):
+        if idx < 0:
+            continue
+        name = c.names[idx]
+        item: dict[str, Any] = {"name": name, "share": jsonable(round(float(share), 6))}
+        for k, arr in extra.items():
+            item[k] = None if arr is None else jsonable(np.asarray(arr)[i, j])
+        if item["observed"] is None and name in values:
+            item["observed"] = values[name]
+        out.append(item)
+    return out
+
+
+def _incident_dict(r: IncidentRow) -> dict[str, Any]:
+    d = {c: getattr(r, c) for c in IncidentRow.__table__.columns.keys()}  # noqa: SIM118
+    d["_labels"] = {"model": r.model, "entity": r.entity, "severity": r.severity, "fingerprint": r.fingerprint}
+    d.setdefault("_pending", [])
+    return d
+
+
+def _db_incident(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
+def _notification(nid: str, sink: str, kind: str, group_key: str, now: float, due: float) -> dict[str, Any]:
+    return {
+        "id": nid,
+        "sink": sink,
+        "kind": kind,
+        "group_key": group_key,
+        "status": "pending",
+        "created_at": now,
+        "not_before": due,
+        "next_attempt_at": due,
+        "lease_until": None,
+        "attempts": 0,
+        "payload": None,
+        "last_error": None,
+        "delivered_at": None,
+    }
+
+
+def _alert_record(a: dict[str, Any]) -> Alert:
+    return Alert(**{k: v for k, v in a.items()})
+
+
+def _insert_ignore(dialect: str, table: Any, keys: list[str]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def _upsert(dialect: str, table: Any, keys: list[str]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
+    cols = [c.name for c in table.__table__.columns if c.name not in keys]
+    return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})

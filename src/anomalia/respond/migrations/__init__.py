@@ -1,0 +1,1 @@
+"""Alembic migrations of the alert store, shipped with the package and run when a store opens."""
