@@ -247,19 +247,21 @@ def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict:
 
 # ------------------------------------------------------------------------------------------------ data and models
 def table_model(work: Path) -> tuple[Path, dict]:
-    """The default tabular autoencoder (`anomalia fit` defaults) on 20,000 rows: 16 numbers, 1 category."""
+    """The default tabular autoencoder (`anomalia fit` defaults) on 10,000 rows: 16 numbers, 1 category
+    (and 10,000 more rows of the same distribution for the batch bodies)."""
     import pandas as pd
 
     from anomalia.workflows import fit_file
 
     rng = np.random.default_rng(0)
-    n = 20_000
+    n = 20_000  # the first half to fit on
     base = rng.normal(size=(n, 4))
     mix = rng.normal(size=(4, 16))
     frame = pd.DataFrame(base @ mix + 0.1 * rng.normal(size=(n, 16)), columns=[f"x{i}" for i in range(16)])
     frame["site"] = rng.choice(["north", "south", "east", "west"], n)
     data = work / "train.parquet"
-    frame.to_parquet(data, index=False)
+    frame.iloc[:10_000].to_parquet(data, index=False)
+    frame.iloc[10_000:].to_parquet(work / "test.parquet", index=False)
     out = work / "tabular"
     fit_file(data, out=out)
     record = {c: (float(frame[c].iloc[7]) if c != "site" else str(frame[c].iloc[7])) for c in frame.columns}
@@ -284,11 +286,36 @@ def series_model(work: Path) -> tuple[Path, object]:
 
 
 # ------------------------------------------------------------------------------------------------ phases
+def baseline(model_dir: Path, record: dict, seconds: float = 3.0) -> dict:
+    """Bare `Model.score` in this process (1 torch thread, as the server), the same record: the reference the
+    service's figures are divided by (the machine is shared, so absolute rates move from run to run)."""
+    import pyarrow as pa
+    import torch
+
+    from anomalia.model import Model
+
+    torch.set_num_threads(1)
+    model = Model.load(model_dir)
+    out = {"phase": "baseline"}
+    for n in (1, 64):
+        table = pa.Table.from_pylist([record] * n)
+        for _ in range(10):
+            model.score(table)
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            model.score(table)
+            calls += 1
+        out[f"calls_per_s_{n}"] = round(calls / (time.perf_counter() - start), 1)
+        out[f"rows_per_s_{n}"] = round(n * calls / (time.perf_counter() - start), 1)
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def phase_single(work: Path, args: argparse.Namespace) -> list[dict]:
     model, record = table_model(work)
     body = json.dumps({"records": [record]}).encode()
+    out = [baseline(model, record)]
     server = Server([model], work / "state-single")
-    out = []
     try:
         path = "/v1/models/tabular/score"
         run_load(server.port, path, body, rate=200, seconds=3, connections=16)  # warm-up
@@ -303,7 +330,8 @@ def phase_single(work: Path, args: argparse.Namespace) -> list[dict]:
         for conns in (64, 256):
             before = server.batch_histogram("tabular")
             res = run_load(server.port, path, body, rate=None, seconds=min(args.single_seconds, 15), connections=conns)
-            res.update(phase="single", target_rps="saturating", **batch_stats(before, server.batch_histogram("tabular")))
+            after = server.batch_histogram("tabular")
+            res.update(phase="single", target_rps="saturating", **batch_stats(before, after))
             print(json.dumps(res), flush=True)
             out.append(res)
     finally:
@@ -315,8 +343,8 @@ def phase_batch(work: Path, args: argparse.Namespace) -> list[dict]:
     import pandas as pd
     import pyarrow as pa
 
-    model, record = table_model(work) if not (work / "tabular").exists() else (work / "tabular", None)
-    frame = pd.read_parquet(work / "train.parquet").iloc[:10_000]
+    model = table_model(work)[0] if not (work / "tabular").exists() else work / "tabular"
+    frame = pd.read_parquet(work / "test.parquet")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
@@ -324,7 +352,17 @@ def phase_batch(work: Path, args: argparse.Namespace) -> list[dict]:
     arrow = sink.getvalue().to_pybytes()
     js = json.dumps({"records": frame.to_dict(orient="records")}).encode()
     server = Server([model], work / "state-batch")
-    out = []
+    import pyarrow.ipc  # noqa: F401
+
+    from anomalia.model import Model
+
+    m = Model.load(model)
+    m.score(table)
+    start = time.perf_counter()
+    for _ in range(3):
+        m.score(table)
+    out = [{"phase": "batch-baseline", "rows_per_s": round(30_000 / (time.perf_counter() - start))}]
+    print(json.dumps(out[0]), flush=True)
     try:
         path = "/v1/models/tabular/score"
         cases = [("arrow", arrow, "application/vnd.apache.arrow.stream", "application/json"),

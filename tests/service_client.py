@@ -24,7 +24,7 @@ class LiveServer:
         uvicorn = pytest.importorskip("uvicorn", reason="the serve extra (uvicorn) is not installed")
         self.port = free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", loop="asyncio",
-                                lifespan="on", access_log=False)
+                                lifespan="on", access_log=False, timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"uvicorn-{self.port}")
         self.thread.start()

@@ -28,6 +28,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "respond": {"_core", "results"},
 }
 MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model"}
+MAY_IMPORT["serve"] = MAY_IMPORT["workflows"] | {"workflows", "respond"}
 MAY_IMPORT["cli"] = {layer for layer in MAY_IMPORT if layer != "cli"}
 
 

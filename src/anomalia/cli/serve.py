@@ -31,6 +31,10 @@ def serve(
     batch_wait: float = typer.Option(
         0.002, "--batch-wait", min=0.0, max=0.1, help="Seconds a single-record request waits to share a pass."
     ),
+    threads: int = typer.Option(
+        1, "--threads", min=1, max=256, help="Torch threads per worker (1: micro-batches are small; the event loop "
+        "and the HTTP parsing use the other cores)."
+    ),
     log_level: str = typer.Option("warning", "--log-level", help="Uvicorn's log level."),
 ) -> None:
     """Serve models over HTTP: scores, series ingest, alerts, metrics and the live dashboard at `/`."""
@@ -54,7 +58,11 @@ def serve(
         logging.getLogger("anomalia.serve").warning(
             "serving on %s without --token-file: anyone who can reach the port can use every route", host
         )
+    import torch
+
     from ..serve.app import CONFIG_ENV, ServiceSettings, create_app
+
+    torch.set_num_threads(threads)
 
     settings = {"state_dir": str(Path(state_dir).resolve()), "max_body": max_body, "max_records": max_records,
                 "batch_wait": batch_wait}
@@ -68,8 +76,9 @@ def serve(
         return
     create_app(models, respond, token_file, names=name, settings=ServiceSettings(**settings))  # check before forking
     os.environ[CONFIG_ENV] = json.dumps({
-        "models": [str(Path(m).resolve()) for m in models], "names": name, "token_file": token_file and str(
-            Path(token_file).resolve()), "respond": respond and str(Path(respond).resolve()), "settings": settings,
+        "models": [str(Path(m).resolve()) for m in models], "names": name,
+        "token_file": token_file and str(Path(token_file).resolve()),
+        "respond": respond and str(Path(respond).resolve()), "settings": settings, "threads": threads,
     })
     uvicorn.run("anomalia.serve.app:app_from_environment", factory=True, workers=workers, **common)
 

@@ -275,7 +275,8 @@ class Service:
         if isinstance(inputs, Records):
             inputs = inputs.to_arrow()
         try:
-            result = self.responder.process(scored, inputs=inputs, entity=entity)
+            result = self.responder.process(scored, inputs=inputs,
+                                            entity=None if entity is None else [entity] * len(scored))
         except Exception:
             log.exception("the response engine failed on %d scored rows", len(scored))
             return []
@@ -527,16 +528,58 @@ def _expects(loaded: Loaded) -> str:
 
 
 def _severity_levels(responder: Any) -> dict[str, float]:
+    """The response engine's p-value cuts (critical, major) when it runs, else the same defaults."""
     sev = getattr(getattr(responder, "config", None), "severity", None)
-    if isinstance(sev, dict) and sev:
-        try:
-            return {str(k): float(v) for k, v in sev.items()}
-        except (TypeError, ValueError):
-            pass
-    for attr in ("critical", "major"):
-        if sev is not None and hasattr(sev, attr):
-            return {a: float(getattr(sev, a)) for a in ("critical", "major") if hasattr(sev, a)}
+    if isinstance(sev, tuple | list) and len(sev) == 2:
+        return {"critical": float(sev[0]), "major": float(sev[1])}
     return dict(DEFAULT_SEVERITY)
+
+
+class FastScore:
+    """The hot path, as pure ASGI: ``POST /v1/models/{name}/score`` with a JSON body and no query string goes
+    straight to :meth:`Service.score_request` (the same checks and answers as the FastAPI route, which still
+    serves every other case and documents the route), without building a Request or resolving parameters."""
+
+    PREFIX = "/v1/models/"
+    SUFFIX = "/score"
+
+    def __init__(self, app: Any, service: Service, endpoint: Any) -> None:
+        self.app, self.service, self.endpoint = app, service, endpoint
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or scope["method"] != "POST" or scope.get("query_string")
+                or not path.startswith(self.PREFIX) or not path.endswith(self.SUFFIX)):
+            return await self.app(scope, receive, send)
+        name = path[len(self.PREFIX) : -len(self.SUFFIX)]
+        ctype = None
+        for k, v in scope["headers"]:
+            if k == b"content-type":
+                ctype = v.decode("latin-1")
+            elif k == b"accept" and ARROW_OUT.encode() in v:
+                return await self.app(scope, receive, send)
+        media = media_type(ctype)
+        if "/" in name or media != JSON:
+            return await self.app(scope, receive, send)
+        scope["endpoint"], scope["path_params"] = self.endpoint, {"name": name}
+        chunks = []
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            entry = self.service.registry.get(name)
+            out: Any = await self.service.score_request(entry, body, media, "flagged", 3, False, False)
+            status = 200
+        except ServiceError as exc:
+            out, status = _dumps(exc.to_dict()), exc.status
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]})
+        await send({"type": "http.response.body", "body": out})
 
 
 # ------------------------------------------------------------------------------------------------ OpenAPI
@@ -759,21 +802,11 @@ def create_app(
             raise ServiceError(404, "the service runs without a response engine: start it with --respond response.yaml")
         return responder.store
 
-    def since_value(since: str | None) -> Any:
-        if since is None:
-            return None
-        from datetime import datetime
-
-        try:
-            return datetime.fromisoformat(since)
-        except ValueError:
-            raise ServiceError(422, f"since must be an ISO 8601 time such as 2026-12-01T10:00:00; got {since!r}",
-                               "since") from None
-
     Status = Query(None, description="firing, acknowledged, resolved, suppressed", max_length=40)
     Severity = Query(None, description="critical, major, minor", max_length=40)
     Entity = Query(None, description="The entity (series key)", max_length=200)
-    Since = Query(None, description="ISO 8601 time: only those that started at or after it", max_length=64)
+    Since = Query(None, description="Only those that started since: a duration back (1h, 30m) or an ISO 8601 time",
+                  max_length=64)
 
     def dicts(items: Any) -> list[dict[str, Any]]:
         return [a.to_dict() if hasattr(a, "to_dict") else dict(a) for a in items]
@@ -792,24 +825,29 @@ def create_app(
                           since: str | None = Since, limit: int = Query(200, ge=1, le=5000)) -> Any:
         s = store()
         items = await in_respond_thread(s.list_alerts, status=status, severity=severity, entity=entity,
-                                        since=since_value(since), limit=limit)
+                                        since=since, limit=limit)
         return answer({"alerts": dicts(items)})
 
     @app.get("/v1/alerts/{alert_id}", tags=["alerts"], summary="One alert", responses={404: _ERRORS[404]})
     async def get_alert(alert_id: str = PathParam(..., max_length=64)) -> Any:
+        return answer((await find_alert(alert_id)).to_dict())
+
+    async def find_alert(alert_id: str) -> Any:
         s = store()
-        alert = await in_respond_thread(s.get_alert, alert_id)
-        if alert is None:
-            raise ServiceError(404, f"no alert with id {alert_id!r}", "alert_id")
-        return answer(alert.to_dict() if hasattr(alert, "to_dict") else alert)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(service.respond_pool, s.get_alert, alert_id)
+        except (ValueError, LookupError):
+            raise ServiceError(404, f"no alert with id {alert_id!r} in the store", "alert_id") from None
 
     @app.get("/v1/incidents", tags=["alerts"], summary="Incidents (consecutive flags of one fingerprint)")
     async def list_incidents(status: str | None = Status, severity: str | None = Severity,
                              entity: str | None = Entity, since: str | None = Since,
                              limit: int = Query(200, ge=1, le=5000)) -> Any:
         s = store()
-        items = await in_respond_thread(s.list_incidents, status=status, severity=severity, entity=entity,
-                                        since=since_value(since), limit=limit)
+        items = await in_respond_thread(s.list_incidents, status=status, entity=entity, since=since,
+                                        limit=None if severity else limit)
+        if severity:
+            items = [i for i in items if i.severity == severity][:limit]
         return answer({"incidents": dicts(items)})
 
     FEEDBACK_BODY = Body(None, description="Who gives the feedback and why: {\"who\": ..., \"comment\": ...}")
@@ -817,18 +855,15 @@ def create_app(
     def feedback_route(action: str) -> None:
         async def act(alert_id: str = PathParam(..., max_length=64),
                       body: dict[str, Any] | None = FEEDBACK_BODY) -> Any:
-            s = store()
             body = body or {}
-            who = body.get("who") if isinstance(body.get("who"), str) else None
+            who = body.get("who") if isinstance(body.get("who"), str) and body["who"].strip() else "api"
             comment = body.get("comment") if isinstance(body.get("comment"), str) else None
-            if await in_respond_thread(s.get_alert, alert_id) is None:
-                raise ServiceError(404, f"no alert with id {alert_id!r}", "alert_id")
-            result = await in_respond_thread(responder.feedback, alert_id, action, who=who or "api", comment=comment)
-            alert = await in_respond_thread(s.get_alert, alert_id)
-            data = alert.to_dict() if hasattr(alert, "to_dict") else (alert or {})
-            service.events.publish("feedback", {"alert_id": alert_id, "action": action, "alert": data})
+            await find_alert(alert_id)
+            alert = await in_respond_thread(responder.feedback, alert_id, action, who=who, comment=comment)
+            data = alert.to_dict()
+            service.events.publish("feedback", {"alert_id": data["id"], "action": action, "alert": data})
             service._outbox_metric()
-            return answer({"alert": data, "action": action, "result": _plain(result)})
+            return answer({"alert": data, "action": action})
 
         act.__name__ = f"alert_{action.replace('-', '_')}"
         app.post(f"/v1/alerts/{{alert_id}}/{action}", tags=["alerts"], summary=f"Feedback on an alert: {action}",
@@ -876,6 +911,7 @@ def create_app(
 
     # ---------------------------------------------------------------- middleware (last added = outermost)
     routes = {r.endpoint: r.path for r in app.routes if hasattr(r, "endpoint")}
+    app.add_middleware(FastScore, service=service, endpoint=score)
     app.add_middleware(BodyLimit, limit=settings.max_body)
     if tokens is not None:
         app.add_middleware(TokenAuth, tokens=tokens)
@@ -887,14 +923,6 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=service.metrics, routes=routes, models=frozenset(registry.names()))
     service.ready = True
     return app
-
-
-def _plain(v: Any) -> Any:
-    if v is None or isinstance(v, str | int | float | bool | list | dict):
-        return v
-    if hasattr(v, "to_dict"):
-        return v.to_dict()
-    return str(v)
 
 
 def _responder(respond: Any) -> Any:
@@ -924,5 +952,9 @@ def app_from_environment() -> Any:
     if not raw:
         raise RuntimeError(f"{CONFIG_ENV} is not set; start the service with `anomalia serve`")
     cfg = json.loads(raw)
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg["threads"]))
     return create_app(cfg["models"], cfg.get("respond"), cfg.get("token_file"), names=cfg.get("names"),
                       settings=ServiceSettings(**cfg.get("settings", {})))
