@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,7 +81,7 @@ async def _load(host: str, port: int, payload: bytes, rate: float | None, durati
                 sent += 1
                 if rate is not None:
                     due = t0 + i / rate
-                    if due >= stop:
+                    if due >= stop or loop.time() > stop + 2.0:  # behind schedule: the rest is never sent
                         return
                     wait = due - loop.time()
                     if wait > 0:
@@ -108,6 +109,7 @@ async def _load(host: str, port: int, payload: bytes, rate: float | None, durati
     ok = statuses.get(200, 0)
     return {
         "rate": rate, "connections": connections, "seconds": round(wall, 2), "requests": len(latencies),
+        "due_not_sent": max(0, int(rate * duration) - sent) if rate is not None else 0,
         "ok": ok, "statuses": statuses, "errors": errors, "achieved_rps": round(len(latencies) / wall, 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
         "p99_ms": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
@@ -247,6 +249,16 @@ def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict:
 
 # ------------------------------------------------------------------------------------------------ data and models
 def table_model(work: Path) -> tuple[Path, dict]:
+    if (work / "tabular").exists():
+        import pandas as pd
+
+        frame = pd.read_parquet(work / "train.parquet")
+        return work / "tabular", {c: (float(frame[c].iloc[7]) if c != "site" else str(frame[c].iloc[7]))
+                                  for c in frame.columns}
+    return _fit_table_model(work)
+
+
+def _fit_table_model(work: Path) -> tuple[Path, dict]:
     """The default tabular autoencoder (`anomalia fit` defaults) on 10,000 rows: 16 numbers, 1 category
     (and 10,000 more rows of the same distribution for the batch bodies)."""
     import pandas as pd
@@ -343,7 +355,7 @@ def phase_batch(work: Path, args: argparse.Namespace) -> list[dict]:
     import pandas as pd
     import pyarrow as pa
 
-    model = table_model(work)[0] if not (work / "tabular").exists() else work / "tabular"
+    model = table_model(work)[0]
     frame = pd.read_parquet(work / "test.parquet")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
@@ -388,12 +400,7 @@ def phase_reload(work: Path, args: argparse.Namespace) -> list[dict]:
 
     from anomalia.model import Model
 
-    model, record = table_model(work) if not (work / "tabular").exists() else (work / "tabular", None)
-    if record is None:
-        import pandas as pd
-
-        frame = pd.read_parquet(work / "train.parquet")
-        record = {c: (float(frame[c].iloc[7]) if c != "site" else str(frame[c].iloc[7])) for c in frame.columns}
+    model, record = table_model(work)
     body = json.dumps({"records": [record]}).encode()
     server = Server([model], work / "state-reload")
     try:
@@ -463,6 +470,7 @@ def phase_crash(work: Path, args: argparse.Namespace) -> list[dict]:
               for t, c, m in zip(test["time"], test["cpu"], test["mem"], strict=True)]
     batches = [points[i:i + 10] for i in range(0, len(points), 10)]
     keys = [f"host-{i}" for i in range(8)]
+    shutil.rmtree(work / "state-ref", ignore_errors=True)
     ref_server = Server([model], work / "state-ref")
     try:
         ref, _ = _ingest_all(ref_server.url, batches, keys)
@@ -492,7 +500,7 @@ def phase_crash(work: Path, args: argparse.Namespace) -> list[dict]:
 
 
 def phase_bigbody(work: Path, args: argparse.Namespace) -> list[dict]:
-    model = work / "tabular" if (work / "tabular").exists() else table_model(work)[0]
+    model = table_model(work)[0]
     server = Server([model], work / "state-big")
     out = []
     try:
@@ -570,11 +578,15 @@ def main() -> None:
     p.add_argument("--batch-seconds", type=float, default=10.0)
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--out", default=None, help="append the JSON lines to this file")
+    p.add_argument("--work", default=None, help="keep data and models in this folder (reused when run again)")
     args = p.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="anomalia-serve-bench-") as tmp:
-        work = Path(tmp)
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         for name in args.phases.split(","):
+            for state in work.glob(f"state-{name.strip()}*"):
+                shutil.rmtree(state)
             results += PHASES[name.strip()](work, args)
     if args.out:
         with open(args.out, "a") as f:

@@ -85,4 +85,15 @@ def points(frame: Any) -> list[dict[str, Any]]:
             for t, c, m in zip(frame["time"], frame["cpu"], frame["mem"], strict=True)]
 
 
+_MODELS: dict[str, Any] = {}
+
+
+def shared_models(tmp_path_factory: Any) -> dict[str, Any]:
+    """The small table and series models, fitted once per test session (the tests only read them)."""
+    if not _MODELS:
+        folder = tmp_path_factory.mktemp("serve-models")
+        _MODELS.update(table=fit_table_model(folder), series=fit_series_model(folder))
+    return _MODELS
+
+
 RECORD = {"a": 0.1, "b": -0.3, "color": "red", "ok": True, "c": 0.2}

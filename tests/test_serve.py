@@ -16,15 +16,14 @@ httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 from anomalia.model import Model  # noqa: E402
 from anomalia.serve import ServiceSettings, create_app  # noqa: E402
 
-from service_client import RECORD, fit_series_model, fit_table_model, points, series_frame  # noqa: E402
+from service_client import RECORD, points, series_frame, shared_models  # noqa: E402
 
 TOKEN = "s3cret-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serve-models")
-    return {"table": fit_table_model(folder), "series": fit_series_model(folder)}
+    return shared_models(tmp_path_factory)
 
 
 def client(app) -> httpx.AsyncClient:
@@ -327,3 +326,23 @@ def test_metrics_dashboard_and_openapi(app):
               "/v1/alerts/{alert_id}/new-normal", "/metrics", "/healthz", "/readyz"):
         assert p in paths, p
     assert docs.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["serve", "no/such/folder"], "model folder no/such/folder does not exist"),
+        (["serve", "{table}", "--name", "a", "--name", "b"], "2 --name value(s) for 1 model folder(s)"),
+        (["serve", "{table}", "--respond", "missing.yaml"], "--respond missing.yaml: no such file"),
+        (["serve", "{table}", "--token-file", "missing-tokens"], "cannot read the token file"),
+    ],
+)
+def test_serve_command_errors_are_one_line(models, tmp_path, capsys, monkeypatch, args, says):
+    from anomalia.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main([a.format(table=models["table"]) for a in args])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and says in " ".join(err.split()), err
+    assert "Traceback" not in err

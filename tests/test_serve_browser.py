@@ -16,7 +16,7 @@ httpx = pytest.importorskip("httpx", reason="httpx is not installed")
 from anomalia.respond import Responder  # noqa: E402
 from anomalia.serve import ServiceSettings, create_app  # noqa: E402
 
-from service_client import LiveServer, fit_series_model, points, series_frame  # noqa: E402
+from service_client import LiveServer, points, series_frame, shared_models  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -37,10 +37,10 @@ def browser():
         b.close()
 
 
-def test_dashboard_shows_an_alert_live_and_acknowledges_it(browser, tmp_path):
+def test_dashboard_shows_an_alert_live_and_acknowledges_it(browser, tmp_path, tmp_path_factory):
     import pandas as pd
 
-    series = fit_series_model(tmp_path)
+    series = shared_models(tmp_path_factory)["series"]
     responder = Responder({"store": f"sqlite:///{tmp_path / 'alerts.db'}", "incidents": {"group_wait": 0}})
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKEN + "\n")
@@ -59,7 +59,8 @@ def test_dashboard_shows_an_alert_live_and_acknowledges_it(browser, tmp_path):
         assert page.locator("#alerts tbody tr").count() == 0
 
         frame = series_frame(60, seed=5)
-        frame["time"] = frame["time"] - frame["time"].iloc[0] + pd.Timestamp("2026-03-01")
+        start = pd.Timestamp.now("UTC").tz_localize(None).floor("min") - pd.Timedelta("59min")  # up to now
+        frame["time"] = frame["time"] - frame["time"].iloc[0] + start
         frame.loc[40:43, "cpu"] += 6.0
         auth = {"authorization": f"Bearer {TOKEN}"}
         with httpx.Client(base_url=server.url, timeout=30, headers=auth) as c:

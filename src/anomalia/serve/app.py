@@ -102,6 +102,9 @@ class ServiceSettings:
         Folder of the series state checkpoints (``streams.sqlite``).
     cors_origins : list of str
         Origins allowed by CORS (none by default: CORS off).
+    deliver_every : float
+        Seconds between two drains of the response engine's outbox into its sinks (0: leave delivery to
+        ``anomalia alerts deliver --follow``).
     """
 
     max_body: int = 10 * 1024 * 1024
@@ -111,6 +114,7 @@ class ServiceSettings:
     micro_rows: int = 16
     state_dir: str | Path = "anomalia-serve-state"
     cors_origins: list[str] = field(default_factory=list)
+    deliver_every: float = 1.0
 
 
 # ------------------------------------------------------------------------------------------------ payloads
@@ -195,6 +199,20 @@ class Service:
             await b.close()
         for pool in (self.micro_pool, self.bulk_pool, self.ingest_pool, self.respond_pool):
             pool.shutdown(wait=True, cancel_futures=True)
+
+    async def deliver_forever(self, every: float) -> None:
+        """Drain the outbox into the sinks every ``every`` seconds (in the response engine's thread)."""
+        from ..respond import Deliverer
+
+        deliverer = Deliverer(self.responder)
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(self.respond_pool, deliverer.run_once)
+                self._outbox_metric()
+            except Exception:
+                log.exception("delivering the outbox failed; trying again in %s s", every)
+            await asyncio.sleep(every)
 
     # -------------------------------------------------------------- scoring
     def _run_micro(self, jobs: list[Job]) -> list[Any]:
@@ -657,9 +675,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         service.events.bind(asyncio.get_running_loop())
+        delivering = None
+        if responder is not None and settings.deliver_every > 0 and responder.config.sinks:
+            delivering = asyncio.get_running_loop().create_task(service.deliver_forever(settings.deliver_every))
         try:
             yield
         finally:
+            if delivering is not None:
+                delivering.cancel()
             service.ready = False
             await service.close()
 
