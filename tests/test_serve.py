@@ -346,3 +346,40 @@ def test_serve_command_errors_are_one_line(models, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert exc.value.code == 2 and says in " ".join(err.split()), err
     assert "Traceback" not in err
+
+
+def test_table_ingest_and_image_scoring(models, tmp_path):
+    from PIL import Image
+
+    from anomalia.detectors import ConvAutoEncoder
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((48, 1, 16, 16)) * 60 + 100).astype(np.uint8)
+    det = ConvAutoEncoder(channels=(4, 8), latent=4, epochs=1, batch_size=32, random_state=0).fit(images)
+    Model(det, name="img").save(tmp_path / "img")
+    app = create_app([models["table"], tmp_path / "img"], settings=ServiceSettings(state_dir=tmp_path / "s"))
+    png = io.BytesIO()
+    Image.fromarray(images[0, 0]).save(png, format="PNG")
+
+    async def go():
+        async with client(app) as c:
+            return (
+                await c.post("/v1/models/table/ingest/site-1", json={"points": [RECORD, {**RECORD, "c": 9.0}]}),
+                await c.post("/v1/models/img/score?maps=true", content=png.getvalue(),
+                             headers={"content-type": "image/png"}),
+                await c.post("/v1/models/img/score", json={"images": images[:3, 0].tolist()}),
+                await c.post("/v1/models/img/score", content=b"not a png", headers={"content-type": "image/png"}),
+                await c.post("/v1/models/img/score", json={"images": [[1, 2], [3, 4]]}),
+            )
+
+    table, one, three, broken, shape = run(go())
+    assert table.status_code == 200 and [r["row"] for r in table.json()["results"]] == [0, 1]
+    assert table.json()["key"] == "site-1"
+    expected = det.anomaly_score(images[:3])
+    assert one.status_code == 200, one.text
+    got = one.json()["results"][0]
+    assert got["score"] == pytest.approx(float(expected[0]), rel=1e-5)
+    assert np.asarray(got["anomaly_map"]).shape == (16, 16)
+    np.testing.assert_allclose([r["score"] for r in three.json()["results"]], expected, rtol=1e-5)
+    assert broken.status_code == 422 and "not a readable image" in broken.json()["error"]
+    assert shape.status_code == 422 and "must have shape" in shape.json()["error"]
