@@ -26,6 +26,7 @@ __all__ = ["run_action"]
 
 _TAIL = 2000
 _slots: dict[str, threading.BoundedSemaphore] = {}
+_rate_locks: dict[str, threading.Lock] = {}
 
 
 def run_action(responder: Any, action: ActionConfig, payload: dict[str, Any]) -> dict[str, Any]:
@@ -34,18 +35,19 @@ def run_action(responder: Any, action: ActionConfig, payload: dict[str, Any]) ->
     now = responder.clock()
     alert = payload["alerts"][-1] if payload["alerts"] else {}
     detail: dict[str, Any] = {"action": action.name, "command": list(action.command), "notification_id": payload["id"]}
-    with store.session() as s:
+    with _rate_locks.setdefault(action.name, threading.Lock()), store.session() as s:
+        # the rate check and the start record are one step, so runs in parallel threads cannot both pass it
         if action.rate_limit:
-            ran = s.scalar(
+            started = s.scalar(
                 select(func.count())
                 .select_from(AuditRow)
                 .where(
-                    AuditRow.action == "action",
+                    AuditRow.action == "action-start",
                     AuditRow.at > now - action.rate_window,
                     AuditRow.comment == action.name,
                 )
             )
-            if (ran or 0) >= action.rate_limit:
+            if (started or 0) >= action.rate_limit:
                 detail["outcome"] = "rate-limited"
                 s.add(
                     AuditRow(
@@ -59,6 +61,17 @@ def run_action(responder: Any, action: ActionConfig, payload: dict[str, Any]) ->
                     )
                 )
                 return detail
+        s.add(
+            AuditRow(
+                at=now,
+                who="anomalia",
+                action="action-start",
+                alert_id=alert.get("id"),
+                incident_id=alert.get("incident_id"),
+                comment=action.name,
+                detail=dict(detail),
+            )
+        )
     slot = _slots.setdefault(action.name, threading.BoundedSemaphore(action.max_concurrent))
     if not slot.acquire(timeout=action.timeout):
         detail["outcome"] = "busy"

@@ -88,9 +88,13 @@ class Deliverer:
         Random generator of the backoff jitter (seeded by tests).
     client
         An ``httpx.Client`` to send with (default: one owned by the deliverer).
+    workers
+        Notifications sent at once in a round (threads; one HTTP connection pool).
     """
 
-    def __init__(self, responder: Any, *, rng: random.Random | None = None, client: Any = None) -> None:
+    def __init__(
+        self, responder: Any, *, rng: random.Random | None = None, client: Any = None, workers: int = 8
+    ) -> None:
         self.responder = responder
         self.config = responder.config
         self.store = responder.store
@@ -103,6 +107,9 @@ class Deliverer:
         self._own_client = client is None
         self.stop_event = threading.Event()
         self._last_resend = 0.0
+        self.workers = max(1, int(workers))
+        self._executor: Any = None
+        self._lock = threading.Lock()
 
     def _http(self) -> Any:
         if self._client is None and any(s.kind in ("webhook", "alertmanager") for s in self.sinks.values()):
@@ -112,7 +119,7 @@ class Deliverer:
         return self._client
 
     # ------------------------------------------------------------------------------------------ claiming
-    def _claim(self, now: float) -> list[tuple[str, str, int, dict[str, Any]]]:
+    def _claim(self, now: float) -> list[tuple[str, str, int, float, dict[str, Any]]]:
         d = self.config.delivery
         blocked = [name for name, b in self.breakers.items() if not b.allows(now)]
         with self.store.session() as s:
@@ -137,7 +144,7 @@ class Deliverer:
                 r.lease_until = now + d.lease
                 if r.payload is None:
                     r.payload = self._payload(s, r)
-                out.append((r.id, r.sink, r.attempts, r.payload))
+                out.append((r.id, r.sink, r.attempts, r.created_at, r.payload))
             return out
 
     def _payload(self, s: Any, n: NotificationRow) -> dict[str, Any]:
@@ -172,94 +179,94 @@ class Deliverer:
 
     # ------------------------------------------------------------------------------------------- a round
     def run_once(self) -> DeliveryReport:
-        """One round: tick, claim what is due, send, record. Returns what it did."""
+        """One round: tick, claim what is due, send (up to ``workers`` at once), record. Returns what it did."""
         report = DeliveryReport()
         ticked = self.responder.tick()
         report.closed, report.repeats = ticked["closed"], ticked["repeats"]
         now = self.clock()
         claimed = self._claim(now)
-        for nid, sink_name, attempts, payload in claimed:
-            self._deliver_one(nid, sink_name, attempts, payload, report)
+        if claimed:
+            self._http()  # made once, before the threads share it
+            if len(claimed) == 1 or self.workers == 1:
+                outcomes = [self._attempt(*c) for c in claimed]
+            else:
+                outcomes = list(self._pool().map(lambda c: self._attempt(*c), claimed))
+            self._record(outcomes, report)
         self._resend_active(now)
         return report
 
-    def _deliver_one(
-        self, nid: str, sink_name: str, attempts: int, payload: dict[str, Any], report: DeliveryReport
-    ) -> None:
+    def _pool(self) -> Any:
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="anomalia-deliver")
+        return self._executor
+
+    def _attempt(
+        self, nid: str, sink_name: str, attempts: int, created_at: float, payload: dict[str, Any]
+    ) -> tuple[str, str, str | None, float | None, str | None]:
+        """Send one claimed notification: (id, new status, error, next attempt at, sink whose breaker to move)."""
         d = self.config.delivery
         now = self.clock()
         if sink_name in self.actions:
-            action = self.actions[sink_name]
             if attempts > 1:
-                self._finish(nid, "dead", "an interrupted action is not run again (actions run at most once)")
-                report.dead += 1
-                return
+                return nid, "dead", "an interrupted action is not run again (actions run at most once)", None, None
             from .actions import run_action
 
-            detail = run_action(self.responder, action, payload)
-            self._finish(
-                nid, "delivered", None if detail.get("outcome") in ("ok", "dry-run") else str(detail.get("outcome"))
-            )
-            report.delivered += 1
-            return
+            detail = run_action(self.responder, self.actions[sink_name], payload)
+            ok = detail.get("outcome") in ("ok", "dry-run")
+            return nid, "delivered", None if ok else str(detail.get("outcome")), None, None
         sink = self.sinks.get(sink_name)
         if sink is None:
-            self._finish(nid, "dead", f"no sink named {sink_name!r} in the response file")
-            report.dead += 1
-            return
+            return nid, "dead", f"no sink named {sink_name!r} in the response file", None, None
         breaker = self.breakers[sink_name]
-        if not breaker.allows(now):  # opened by an earlier failure in this round
-            with self.store.session() as s:
-                s.execute(
-                    update(NotificationRow)
-                    .where(NotificationRow.id == nid)
-                    .values(attempts=NotificationRow.attempts - 1, lease_until=None, next_attempt_at=breaker.open_until)
-                )
-            report.skipped += 1
-            return
+        with self._lock:
+            allowed = breaker.allows(now)
+        if not allowed:  # opened by a failure earlier in this round
+            return nid, "skipped", None, breaker.open_until, None
         body = render(sink, payload, self.config.incidents.group_by, self.config.incidents.max_alerts)
         try:
             send(sink, payload, body, self._http() if sink.kind in ("webhook", "alertmanager") else None)
         except SinkError as exc:
-            breaker.failure(now, d.breaker_failures, d.breaker_cooldown)
-            created = self._created_at(nid)
-            too_old = created is not None and now - created > d.max_age
-            if not exc.retry or attempts >= d.max_attempts or too_old:
-                self._finish(nid, "dead", str(exc))
-                report.dead += 1
-            else:
-                wait = backoff(attempts, d.backoff_base, d.backoff_cap, self.rng)
-                with self.store.session() as s:
-                    s.execute(
-                        update(NotificationRow)
-                        .where(NotificationRow.id == nid)
-                        .values(lease_until=None, next_attempt_at=now + wait, last_error=str(exc)[:1000])
-                    )
-                report.failed += 1
-            report.errors.append(f"{sink_name}: {exc}")
+            with self._lock:
+                breaker.failure(now, d.breaker_failures, d.breaker_cooldown)
             log.warning("delivery of %s to %s failed (attempt %d): %s", nid, sink_name, attempts, exc)
-            return
-        breaker.success()
-        self._finish(nid, "delivered", None)
-        report.delivered += 1
+            if not exc.retry or attempts >= d.max_attempts or now - created_at > d.max_age:
+                return nid, "dead", str(exc), None, sink_name
+            return nid, "pending", str(exc), now + backoff(attempts, d.backoff_base, d.backoff_cap, self.rng), sink_name
+        with self._lock:
+            breaker.success()
+        return nid, "delivered", None, None, sink_name
 
-    def _created_at(self, nid: str) -> float | None:
-        with self.store.session() as s:
-            return s.scalar(select(NotificationRow.created_at).where(NotificationRow.id == nid))
-
-    def _finish(self, nid: str, status: str, error: str | None) -> None:
+    def _record(
+        self, outcomes: list[tuple[str, str, str | None, float | None, str | None]], report: DeliveryReport
+    ) -> None:
+        """Write a round's outcomes in one transaction."""
         now = self.clock()
         with self.store.session() as s:
-            s.execute(
-                update(NotificationRow)
-                .where(NotificationRow.id == nid)
-                .values(
-                    status=status,
-                    lease_until=None,
-                    last_error=error,
-                    delivered_at=now if status == "delivered" else None,
-                )
-            )
+            for nid, status, error, at, sink in outcomes:
+                q = update(NotificationRow).where(NotificationRow.id == nid)
+                if status == "skipped":
+                    s.execute(q.values(attempts=NotificationRow.attempts - 1, lease_until=None, next_attempt_at=at))
+                    report.skipped += 1
+                elif status == "pending":
+                    s.execute(q.values(lease_until=None, next_attempt_at=at, last_error=(error or "")[:1000]))
+                    report.failed += 1
+                else:
+                    s.execute(
+                        q.values(
+                            status=status,
+                            lease_until=None,
+                            last_error=error,
+                            delivered_at=now if status == "delivered" else None,
+                        )
+                    )
+                    if status == "delivered":
+                        report.delivered += 1
+                    else:
+                        report.dead += 1
+                if error and status != "delivered":
+                    report.errors.append(f"{sink}: {error}")
 
     def _resend_active(self, now: float) -> None:
         """Re-post the open incidents to Alertmanager push sinks every ``resend_interval`` (Alertmanager
@@ -318,6 +325,9 @@ class Deliverer:
         self.stop_event.set()
 
     def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         if self._own_client and self._client is not None:
             self._client.close()
             self._client = None

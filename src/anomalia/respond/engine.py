@@ -21,7 +21,9 @@ transaction, so an alert is never stored without the notifications it calls for 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -70,7 +72,8 @@ def fingerprint_of(model: str, entity: str | None, rule: str = "anomaly") -> str
 
 @dataclass
 class ProcessResult:
-    """What one :meth:`Responder.process` call did."""
+    """What one :meth:`Responder.process` call did: the alerts it stored (duplicates of stored rows are
+    counted, not returned), the incidents it opened and closed, the notifications it queued."""
 
     alerts: list[Alert] = field(default_factory=list)
     opened: list[str] = field(default_factory=list)
@@ -182,6 +185,7 @@ class Responder:
                 for r in s.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now))
             ]
             batch = _Batch()
+            view = _Rows(scored)
             order = (
                 np.flatnonzero(np.fromiter((f in relevant_fps for f in fps), bool, n)) if needs_normal else flagged_idx
             )
@@ -211,7 +215,7 @@ class Responder:
                     ):
                         self._close(batch, st, t, now, "flap.close", res)
                     continue
-                alert = self._alert(scored, i, model, ents[i], f, keys[i], t, now, threshold, value_of.get(i, {}))
+                alert = self._alert(view, i, model, ents[i], f, keys[i], t, now, threshold, value_of.get(i, {}))
                 labels = _labels(alert)
                 silenced = next((sid for sid, m in silences if matches(labels, m)), None)
                 if silenced is not None:
@@ -259,7 +263,10 @@ class Responder:
         ids = sorted(fps)
         inc_ids: list[str] = []
         for k in range(0, len(ids), _CHUNK):
-            for r in s.scalars(select(FlapRow).where(FlapRow.fingerprint.in_(ids[k : k + _CHUNK]))):
+            q = select(FlapRow).where(FlapRow.fingerprint.in_(ids[k : k + _CHUNK]))
+            if self.store.dialect == "postgresql":  # concurrent writers of one fingerprint take turns
+                q = q.order_by(FlapRow.fingerprint).with_for_update()
+            for r in s.scalars(q):
                 out[r.fingerprint] = _Fp(r.history, None, r.last_open_notified_at, r.flap_count, r.updated_at, True)
                 if r.incident_id:
                     inc_ids.append(r.incident_id)
@@ -307,7 +314,7 @@ class Responder:
 
     def _alert(
         self,
-        scored: ScoredRows,
+        view: _Rows,
         i: int,
         model: str,
         entity: str | None,
@@ -318,18 +325,19 @@ class Responder:
         threshold: float | None,
         values: dict[str, Any],
     ) -> dict[str, Any]:
-        score = float(scored.score[i])
-        p = float(scored.p_value[i])
+        score, p = view.score[i], view.p[i]
         sev = severity_of(p, self.config.severity)
-        contributions = _contributions(scored, i, values)
+        contributions = view.contributions(i, values)
+        time_text = None if view.time is None else str(view.time[i])
+        row = None if view.row is None else view.row[i]
         where = f" on {entity}" if entity is not None else ""
         at = (
-            f" at {scored.time[i]}"
-            if scored.time is not None
-            else f" (row {int(scored.row[i])})"
-            if scored.row is not None
-            else f" ({scored.paths[i]})"
-            if scored.paths is not None
+            f" at {time_text}"
+            if time_text is not None
+            else f" (row {row})"
+            if row is not None
+            else f" ({view.paths[i]})"
+            if view.paths is not None
             else ""
         )
         top = ", ".join(f"{c['name']} {c['share']:.0%}" for c in contributions[:3])
@@ -345,14 +353,14 @@ class Responder:
             "starts_at": t,
             "ends_at": None,
             "created_at": now,
-            "score": score if np.isfinite(score) else None,
-            "p_value": p if np.isfinite(p) else None,
+            "score": score if math.isfinite(score) else None,
+            "p_value": p if math.isfinite(p) else None,
             "threshold": None if threshold is None else float(threshold),
             "model": model,
-            "model_version": scored.model_version or "",
+            "model_version": view.version,
             "entity": entity,
-            "row": None if scored.row is None else int(scored.row[i]),
-            "time": None if scored.time is None else str(scored.time[i]),
+            "row": row,
+            "time": time_text,
             "summary": summary,
             "runbook_url": self.config.runbook_url,
             "contributions": contributions,
@@ -509,20 +517,20 @@ class Responder:
         return s.scalar(q.order_by(NotificationRow.not_before.desc()).limit(1))
 
     def _write(self, s: Session, batch: _Batch, states: dict[str, _Fp]) -> None:
+        # Core statements on the session's connection: the ORM's bulk path costs more than the database
+        c = s.connection()
+        dialect = self.store.dialect
         if batch.notifications:
-            s.execute(insert(NotificationRow), list(batch.notifications.values()))
+            c.execute(insert(NotificationRow.__table__), list(batch.notifications.values()))
         if batch.new_incidents:
-            s.execute(insert(IncidentRow), [_db_incident(d) for d in batch.new_incidents.values()])
+            c.execute(insert(IncidentRow.__table__), [_db_incident(d) for d in batch.new_incidents.values()])
         if batch.changed_incidents:
             s.execute(update(IncidentRow), [_db_incident(d) for d in batch.changed_incidents.values()])
         if batch.alerts:
-            for k in range(0, len(batch.alerts), 2000):
-                s.execute(
-                    _insert_ignore(self.store.dialect, AlertRow, ["fingerprint", "row_key"]), batch.alerts[k : k + 2000]
-                )
+            _insert_alerts(c, dialect, batch.alerts)
         if batch.links:
-            s.execute(
-                _insert_ignore(self.store.dialect, NotificationAlertRow, ["notification_id", "alert_id"]), batch.links
+            c.execute(
+                _insert_ignore(dialect, NotificationAlertRow.__table__, ["notification_id", "alert_id"]), batch.links
             )
         for iid, ends_at in batch.resolved_incidents:
             s.execute(
@@ -543,9 +551,9 @@ class Responder:
             if st.dirty
         ]
         if rows:
-            s.execute(_upsert(self.store.dialect, FlapRow, ["fingerprint"]), rows)
+            c.execute(_upsert(dialect, FlapRow.__table__, ["fingerprint"]), rows)
         if batch.audit:
-            s.execute(insert(AuditRow), batch.audit)
+            c.execute(insert(AuditRow.__table__), batch.audit)
 
     # ---------------------------------------------------------------------------------------------- tick
     def tick(self) -> dict[str, int]:
@@ -958,23 +966,41 @@ def _labels(alert: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _contributions(scored: ScoredRows, i: int, values: dict[str, Any]) -> list[dict[str, Any]]:
-    c = scored.contributions
-    if c is None:
-        return []
-    out = []
-    extra = {k: getattr(c, k, None) for k in ("observed", "expected", "normal_low", "normal_high")}
-    for j, (idx, share) in enumerate(zip(c.index[i], c.share[i], strict=True)):
-        if idx < 0:
-            continue
-        name = c.names[idx]
-        item: dict[str, Any] = {"name": name, "share": jsonable(round(float(share), 6))}
-        for k, arr in extra.items():
-            item[k] = None if arr is None else jsonable(np.asarray(arr)[i, j])
-        if item["observed"] is None and name in values:
-            item["observed"] = values[name]
-        out.append(item)
-    return out
+class _Rows:
+    """A batch's columns as Python lists, converted once (indexing numpy arrays per row costs more)."""
+
+    def __init__(self, scored: ScoredRows) -> None:
+        self.score = np.asarray(scored.score, dtype=np.float64).tolist()
+        self.p = np.asarray(scored.p_value, dtype=np.float64).tolist()
+        self.row = None if scored.row is None else np.asarray(scored.row).tolist()
+        self.time = scored.time
+        self.paths = scored.paths
+        self.version = scored.model_version or ""
+        c = scored.contributions
+        self.names = () if c is None else c.names
+        self.index = None if c is None else c.index.tolist()
+        self.share = None if c is None else c.share.tolist()
+        self.extra = {
+            k: (None if getattr(c, k, None) is None else np.asarray(getattr(c, k)).tolist())
+            for k in ("observed", "expected", "normal_low", "normal_high")
+        }
+
+    def contributions(self, i: int, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """Row ``i``'s top contributions: name, share, and observed / expected / normal range where known."""
+        if self.index is None or self.share is None:
+            return []
+        out = []
+        for j, (idx, share) in enumerate(zip(self.index[i], self.share[i], strict=True)):
+            if idx < 0:
+                continue
+            name = self.names[idx]
+            item: dict[str, Any] = {"name": name, "share": round(share, 6) if math.isfinite(share) else None}
+            for k, arr in self.extra.items():
+                item[k] = None if arr is None else jsonable(arr[i][j])
+            if item["observed"] is None and name in values:
+                item["observed"] = values[name]
+            out.append(item)
+        return out
 
 
 def _incident_dict(r: IncidentRow) -> dict[str, Any]:
@@ -1010,6 +1036,27 @@ def _alert_record(a: dict[str, Any]) -> Alert:
     return Alert(**{k: v for k, v in a.items()})
 
 
+_ALERT_COLUMNS = [col.name for col in AlertRow.__table__.columns]
+_ALERT_JSON = {"contributions", "inputs", "details"}
+
+
+def _insert_alerts(c: Any, dialect: str, alerts: list[dict[str, Any]]) -> None:
+    """Many alert rows in one driver-level executemany (JSON columns serialised once, here): the write rate
+    of a batch is the database's, not the binding layer's. A row already stored is left as it is."""
+    mark = "%s" if dialect == "postgresql" else "?"
+    cols = ", ".join(f'"{col}"' for col in _ALERT_COLUMNS)
+    sql = (
+        f"INSERT INTO alerts ({cols}) VALUES ({', '.join([mark] * len(_ALERT_COLUMNS))}) "
+        "ON CONFLICT (fingerprint, row_key) DO NOTHING"
+    )
+    dumps = json.dumps
+    rows = [
+        tuple(dumps(a[col], allow_nan=False) if col in _ALERT_JSON else a[col] for col in _ALERT_COLUMNS)
+        for a in alerts
+    ]
+    c.exec_driver_sql(sql, rows)
+
+
 def _insert_ignore(dialect: str, table: Any, keys: list[str]) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -1029,5 +1076,5 @@ def _upsert(dialect: str, table: Any, keys: list[str]) -> Any:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         stmt = sqlite_insert(table)
-    cols = [c.name for c in table.__table__.columns if c.name not in keys]
+    cols = [c.name for c in table.columns if c.name not in keys]
     return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})

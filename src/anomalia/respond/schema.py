@@ -111,7 +111,7 @@ class NotificationRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float)
     lease_until: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    payload: Mapped[Any] = mapped_column(JSON, nullable=True)
+    payload: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[float | None] = mapped_column(Float)
     __table_args__ = (

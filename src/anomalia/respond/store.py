@@ -76,6 +76,7 @@ class Store:
         self.engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
             db = self.engine.url.database
             if db and db != ":memory:" and not Path(db).parent.exists():
                 raise InputError(f"store: the folder of {db} does not exist; create it or change 'store'")
@@ -244,6 +245,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
+    dbapi_conn.isolation_level = None  # transactions begin where SQLAlchemy says, as below
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A transaction takes SQLite's write lock when it begins (waiting up to busy_timeout), not at its first
+    # write: a read-then-write transaction (process, claim) can then never fail on a snapshot another
+    # process changed in between ("database is locked" without waiting).
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alert_of(r: AlertRow) -> Alert:
