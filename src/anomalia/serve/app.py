@@ -286,7 +286,7 @@ class Service:
             new.append([t, float(scored.score[i]), bool(scored.is_anomaly[i]), v])
         buf.extend(new)
         if self.events.active:
-            self.events.publish_threadsafe("points", {"model": name, "key": key, "points": new[-200:]})
+            self.events.publish_threadsafe("points", {"model": name, "key": key, "points": new})
 
     def _respond(self, scored: ScoredRows, inputs: Any, entity: str | None) -> list[dict[str, Any]]:
         """Hand scored rows to the response engine; the alerts it raised, as dicts (metrics and events too)."""

@@ -129,7 +129,7 @@ function why(a) {
   return box;
 }
 
-const ACTIONS = [["ack", "acknowledge"], ["resolve", "resolve"], ["false-positive", "false positive"], ["new-normal", "new normal"]];
+const ACTIONS = [["ack", "ack"], ["resolve", "resolve"], ["false-positive", "false +"], ["new-normal", "new normal"]];
 
 function alertRow(a) {
   const tr = document.createElement("tr");
@@ -140,6 +140,7 @@ function alertRow(a) {
     text("td", a.entity), text("td", `${fmt(a.score)} · ${fmt(a.p_value)}`)];
   const whyCell = document.createElement("td"); whyCell.append(why(a));
   const act = document.createElement("td");
+  act.className = "act";
   for (const [action, label] of ACTIONS) {
     const b = text("button", label);
     b.dataset.action = action;
