@@ -32,7 +32,8 @@ def _bin_dir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (now)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -54,7 +55,7 @@ class PostgresServer:
             pytest.skip("PostgreSQL is not installed (apt-get install postgresql, or `make system`)")
         self.root = Path(tempfile.mkdtemp(prefix="anomalia-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         prefix = _as_user()
         if prefix:
             nobody = pwd.getpwnam("nobody")

@@ -30,6 +30,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 MAY_IMPORT["export"] = MAY_IMPORT["model"] | {"model"}
 MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model", "export"}
 MAY_IMPORT["stream"] = MAY_IMPORT["model"] | {"model", "respond"}
+MAY_IMPORT["serve"] = MAY_IMPORT["workflows"] | {"workflows", "respond"}
 MAY_IMPORT["cli"] = {layer for layer in MAY_IMPORT if layer != "cli"}
 
 

@@ -18,7 +18,7 @@ from anomalia._core import InputError
 from anomalia.respond import Deliverer, Responder, load_config
 from anomalia.results import Contributions, ScoredRows
 
-from postgres_server import postgres_db, postgres_server  # noqa: F401 (fixtures)
+from postgres_server import free_port, postgres_db, postgres_server  # noqa: F401 (fixtures)
 from webhook_receiver import Receiver, receiver  # noqa: F401 (fixture)
 
 T0 = 1_800_000_000.0
@@ -127,7 +127,7 @@ def test_a_bad_config_names_the_key(raw, needle):
 
 
 def test_an_unreachable_store_is_an_input_error():
-    free = __import__("postgres_server")._free_port()
+    free = free_port()
     with pytest.raises(InputError, match="store: cannot open"):
         Responder({"store": f"postgresql://nobody@127.0.0.1:{free}/db"})
 

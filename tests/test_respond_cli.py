@@ -80,8 +80,7 @@ def test_score_respond_raises_alerts_once(setup, capsys):
     assert code == 0 and "resolved" in out, err
     code, out, _ = run(["alerts", "show", first, "--config", cfg, "--json"], capsys)
     assert [e["action"] for e in json.loads(out)["audit"]] == ["ack", "false-positive"]
-    code, out, err = run(["alerts", "silence", "--config", cfg, "--match", "entity=web-2", "--duration", "2h"],
-                         capsys)
+    code, out, err = run(["alerts", "silence", "--config", cfg, "--match", "entity=web-2", "--duration", "2h"], capsys)
     assert code == 0 and "silence" in out, err
     code, out, _ = run(["alerts", "silence", "--config", cfg, "--list"], capsys)
     assert any(json.loads(x)["matchers"] == {"entity": "web-2"} for x in out.splitlines())
@@ -139,3 +138,34 @@ def test_score_with_a_bad_response_file_fails_before_scoring(setup, tmp_path, ca
     code, _, err = run(["score", model, test, "--out", tmp_path / "o.csv", "--respond", bad], capsys)
     one_line_error(code, err, "flap.open")
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_deliver_follow_stops_on_sigterm(setup, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "r.yaml"
+    cfg.write_text("store: sqlite:///a.db\nsinks:\n  - {jsonl: sent.jsonl}\n")
+    cmd = [
+        sys.executable,
+        "-c",
+        "from anomalia.cli import main; main()",
+        "alerts",
+        "deliver",
+        "--follow",
+        "--poll",
+        "0.05",
+        "--config",
+        str(cfg),
+    ]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 60
+    while not (tmp_path / "a.db").exists() and time.monotonic() < end:  # the store is open: it is delivering
+        time.sleep(0.1)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "delivered 0" in out and "still queued 0" in out

@@ -21,6 +21,7 @@ from rich.table import Table
 from .._core import AnomaliaError, InputError
 from . import export as _export_commands
 from .alerts import alerts_app
+from .serve import serve as _serve
 
 app = typer.Typer(
     help="anomalia: deep-learning anomaly detection.",
@@ -583,6 +584,7 @@ def demo(
 
 _export_commands.register(app)  # export, diagnose
 app.add_typer(alerts_app, name="alerts")
+app.command("serve")(_serve)
 
 from .watch import register as _register_watch  # noqa: E402  (watch, adapt, models rollback)
 
