@@ -65,6 +65,11 @@ def rows(n: int, *, model: str = "bench", offset: int = 0, seconds: np.ndarray |
 
 
 # ------------------------------------------------------------------------------------------------ receiver
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A deliverer killed in the middle of a request leaves a broken one: no delivery, nothing to print."""
+
+
 class Receiver:
     """A loopback webhook that fails ``fail_rate`` of requests (seeded) and records every success."""
 
@@ -97,7 +102,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

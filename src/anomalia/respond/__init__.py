@@ -20,7 +20,8 @@ The public API::
     responder.close()
 
 - :func:`load_config` / :class:`ResponseConfig`: the response file, checked key by key (:mod:`.config`);
-- :class:`Responder`: process scored rows, feedback, silences, events, replay (:mod:`.engine`);
+- :class:`Responder`: process scored rows, incidents, flap control, events, replay (:mod:`.engine`), feedback
+  (:mod:`.feedback`), silences (:mod:`.silences`); what a batch writes (:mod:`.state`);
 - :class:`Alert`, :class:`Incident`, :class:`Silence`, :class:`Notification`: the records (:mod:`.records`);
 - :class:`Deliverer`: the outbox drain with backoff, circuit breakers and dead letters (:mod:`.deliver`);
 - sinks (:mod:`.sinks`): JSON webhook, Alertmanager webhook v4, Alertmanager push, JSON lines;

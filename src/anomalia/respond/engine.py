@@ -21,7 +21,6 @@ transaction, so an alert is never stored without the notifications it calls for 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import time
@@ -31,18 +30,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from .._core import InputError
 from ..results import ScoredRows
 from .config import ResponseConfig, load_config
+from .feedback import FEEDBACK_ACTIONS, FeedbackMixin
 from .inputs import entities_of, event_times, input_rows, jsonable
 from .records import Alert, Incident
 from .schema import (
     AlertRow,
     AuditRow,
-    FeedbackRow,
     FlapRow,
     IncidentRow,
     NotificationAlertRow,
@@ -50,18 +49,27 @@ from .schema import (
     SilenceRow,
 )
 from .severity import at_least, matches, severity_of, worst
-from .store import Store, _find_alert, alert_of
+from .silences import SilenceMixin
+from .state import (
+    _CHUNK,
+    LINK_MARGIN,
+    _alert_record,
+    _Batch,
+    _db_incident,
+    _Fp,
+    _incident_dict,
+    _insert_alerts,
+    _insert_ignore,
+    _labels,
+    _notification,
+    _Rows,
+    _upsert,
+)
+from .store import Store, alert_of
 
 __all__ = ["FEEDBACK_ACTIONS", "ProcessResult", "Responder", "fingerprint_of"]
 
 log = logging.getLogger(__name__)
-
-#: Feedback an operator can give on an alert.
-FEEDBACK_ACTIONS = ("ack", "resolve", "false-positive", "new-normal")
-#: A notification still open to new alerts of its group is never one due within this many seconds, so a
-#: deliverer never freezes a payload that a writer is adding to.
-LINK_MARGIN = 5.0
-_CHUNK = 500
 
 
 def fingerprint_of(model: str, entity: str | None, rule: str = "anomaly") -> str:
@@ -84,33 +92,7 @@ class ProcessResult:
     n_flagged: int = 0
 
 
-@dataclass
-class _Fp:
-    """The in-memory state of one fingerprint during a batch."""
-
-    history: str = ""
-    incident: dict[str, Any] | None = None
-    last_open_notified_at: float | None = None
-    flap_count: int = 0
-    updated_at: float = 0.0
-    exists: bool = False
-    dirty: bool = False
-
-
-class _Batch:
-    """What a transaction will write: new rows, changed incidents, outbox rows and their links."""
-
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-        self.new_incidents: dict[str, dict[str, Any]] = {}
-        self.changed_incidents: dict[str, dict[str, Any]] = {}
-        self.notifications: dict[str, dict[str, Any]] = {}
-        self.links: list[dict[str, Any]] = []
-        self.resolved_incidents: list[tuple[str, float]] = []
-        self.audit: list[dict[str, Any]] = []
-
-
-class Responder:
+class Responder(FeedbackMixin, SilenceMixin):
     """Alerts, incidents, notifications and feedback over one response config and its store.
 
     Parameters
@@ -598,234 +580,6 @@ class Responder:
             self._write(s, batch, states)
         return {"closed": closed, "repeats": repeats}
 
-    # ------------------------------------------------------------------------------------------ feedback
-    def feedback(self, alert_id: str, action: str, *, who: str, comment: str | None = None) -> Alert:
-        """Record an operator's word on an alert (``ack``, ``resolve``, ``false-positive``, ``new-normal``).
-
-        ``ack`` mutes repeat notifications of its incident until it resolves; ``resolve`` closes the
-        incident (its resolve notification goes through the outbox); ``false-positive`` and ``new-normal``
-        also keep the row's input values with the model version (:meth:`feedback_rows`), silence the
-        fingerprint for ``feedback.mute`` and cancel its notifications not yet delivered. Each is written to
-        the audit log with who, when and the comment.
-        """
-        if action not in FEEDBACK_ACTIONS:
-            raise InputError(f"action: expected one of {list(FEEDBACK_ACTIONS)}; got {action!r}")
-        if not who or not str(who).strip():
-            raise InputError("who: say who gives the feedback (e.g. --who alice)")
-        now = self.clock()
-        with self.store.session() as s:
-            row = _find_alert(s, alert_id)
-            inc = s.get(IncidentRow, row.incident_id) if row.incident_id else None
-            batch = _Batch()
-            states: dict[str, _Fp] = {}
-            if action == "ack":
-                row.status = "acknowledged" if row.status == "firing" else row.status
-                if inc is not None and inc.status == "open":
-                    inc.status, inc.acked_by = "acknowledged", who
-                    s.execute(
-                        update(AlertRow)
-                        .where(AlertRow.incident_id == inc.id, AlertRow.status == "firing")
-                        .values(status="acknowledged")
-                    )
-            else:
-                row.status = "resolved"
-                row.ends_at = row.ends_at or now
-                if action in ("false-positive", "new-normal"):
-                    self._mute(s, row, now, who, action)
-                    s.add(
-                        FeedbackRow(
-                            alert_id=row.id,
-                            kind=action,
-                            model=row.model,
-                            model_version=row.model_version,
-                            row_key=row.row_key,
-                            inputs=row.inputs or {},
-                            at=now,
-                            who=who,
-                        )
-                    )
-                    s.flush()
-                if inc is not None and inc.status != "closed":
-                    states = self._load_states(s, {inc.fingerprint})
-                    st = states.setdefault(inc.fingerprint, _Fp(exists=True))
-                    if st.incident is None or st.incident["id"] != inc.id:
-                        st.incident = {**_incident_dict(inc), "_pending": []}
-                    st.incident["closed_by"] = f"{action}:{who}"
-                    # a resolve goes only where the firing may have gone: not after every one was cancelled
-                    st.incident["notified"] = st.incident["notified"] and self._announced(s, inc.id)
-                    s.expunge(inc)
-                    self._close(batch, st, now, now, action, None)
-            s.add(
-                AuditRow(
-                    at=now,
-                    who=who,
-                    action=action,
-                    alert_id=row.id,
-                    incident_id=row.incident_id,
-                    comment=comment,
-                    detail={"fingerprint": row.fingerprint},
-                )
-            )
-            s.flush()
-            self._write(s, batch, states)
-            return alert_of(row)
-
-    def _announced(self, s: Session, incident_id: str) -> bool:
-        """Whether a firing notification of the incident was delivered or may still be."""
-        q = (
-            select(NotificationRow.id)
-            .join(NotificationAlertRow, NotificationRow.id == NotificationAlertRow.notification_id)
-            .where(
-                NotificationAlertRow.incident_id == incident_id,
-                NotificationRow.kind.in_(("firing", "repeat")),
-                NotificationRow.status.in_(("pending", "delivered", "dead")),
-            )
-            .limit(1)
-        )
-        return s.scalar(q) is not None
-
-    def _mute(self, s: Session, row: AlertRow, now: float, who: str, action: str) -> None:
-        """Silence the fingerprint and cancel its notifications that have not gone out yet."""
-        s.add(
-            SilenceRow(
-                id=str(uuid.uuid4()),
-                matchers={"fingerprint": row.fingerprint},
-                starts_at=now,
-                ends_at=now + self.config.feedback_mute,
-                created_by=who,
-                comment=f"{action} on alert {row.id}",
-                created_at=now,
-            )
-        )
-        s.flush()
-        ids = [a for (a,) in s.execute(select(AlertRow.id).where(AlertRow.fingerprint == row.fingerprint))]
-        pending = set()
-        for k in range(0, len(ids), _CHUNK):
-            q = (
-                select(NotificationAlertRow.notification_id)
-                .join(NotificationRow, NotificationRow.id == NotificationAlertRow.notification_id)
-                .where(
-                    NotificationAlertRow.alert_id.in_(ids[k : k + _CHUNK]),
-                    NotificationRow.status == "pending",
-                    NotificationRow.kind.in_(("firing", "repeat", "action")),
-                )
-            )
-            pending.update(n for (n,) in s.execute(q))
-        for nid in pending:
-            others = s.scalar(
-                select(NotificationAlertRow.alert_id)
-                .where(NotificationAlertRow.notification_id == nid, NotificationAlertRow.alert_id.not_in(ids))
-                .limit(1)
-            )
-            n = s.get(NotificationRow, nid)
-            if n is None:
-                continue
-            if others is None:
-                n.status, n.last_error = "cancelled", f"{action} by {who}"
-            elif n.payload is None:
-                s.execute(
-                    delete(NotificationAlertRow).where(
-                        NotificationAlertRow.notification_id == nid, NotificationAlertRow.alert_id.in_(ids)
-                    )
-                )
-
-    def feedback_rows(
-        self, model_name: str | None = None, kinds: Sequence[str] = ("false-positive", "new-normal")
-    ) -> list[dict[str, Any]]:
-        """The rows operators called normal: ``{alert_id, kind, model, model_version, row_key, inputs, at,
-        who}``, oldest first: candidate normal data for adapting the model."""
-        q = select(FeedbackRow).where(FeedbackRow.kind.in_(list(kinds))).order_by(FeedbackRow.id)
-        if model_name is not None:
-            q = q.where(FeedbackRow.model == model_name)
-        with self.store.session() as s:
-            return [
-                {
-                    "alert_id": r.alert_id,
-                    "kind": r.kind,
-                    "model": r.model,
-                    "model_version": r.model_version,
-                    "row_key": r.row_key,
-                    "inputs": r.inputs,
-                    "at": r.at,
-                    "who": r.who,
-                }
-                for r in s.scalars(q)
-            ]
-
-    # ------------------------------------------------------------------------------------------ silences
-    def silence(
-        self,
-        matchers: dict[str, str],
-        *,
-        duration: float | str | None = None,
-        starts_at: float | None = None,
-        ends_at: float | None = None,
-        who: str,
-        comment: str | None = None,
-    ) -> str:
-        """Silence alerts whose labels match (``entity: web-1``, ``severity: ~major|minor``) for a time range
-        (a maintenance window): they are stored as suppressed and notify nobody. Returns the silence id."""
-        from .config import parse_duration
-
-        if not matchers:
-            raise InputError("matchers: give at least one label=value (model, entity, severity, fingerprint, kind)")
-        if not who:
-            raise InputError("who: say who sets the silence")
-        now = self.clock()
-        start = now if starts_at is None else float(starts_at)
-        if ends_at is None:
-            if duration is None:
-                raise InputError("duration: give how long the silence lasts (e.g. 2h) or its end")
-            ends_at = start + (
-                parse_duration(duration, "duration") if not isinstance(duration, int | float) else duration
-            )
-        if ends_at <= start:
-            raise InputError("ends_at: a silence must end after it starts")
-        sid = str(uuid.uuid4())
-        with self.store.session() as s:
-            s.add(
-                SilenceRow(
-                    id=sid,
-                    matchers={str(k): str(v) for k, v in matchers.items()},
-                    starts_at=start,
-                    ends_at=ends_at,
-                    created_by=who,
-                    comment=comment,
-                    created_at=now,
-                )
-            )
-            s.add(
-                AuditRow(
-                    at=now,
-                    who=who,
-                    action="silence",
-                    alert_id=None,
-                    incident_id=None,
-                    comment=comment,
-                    detail={"silence_id": sid, "matchers": matchers, "ends_at": ends_at},
-                )
-            )
-        return sid
-
-    def expire_silence(self, silence_id: str, *, who: str) -> None:
-        now = self.clock()
-        with self.store.session() as s:
-            r = s.get(SilenceRow, silence_id)
-            if r is None:
-                raise InputError(f"no silence {silence_id!r}")
-            r.ends_at = min(r.ends_at, now)
-            s.add(
-                AuditRow(
-                    at=now,
-                    who=who,
-                    action="expire-silence",
-                    alert_id=None,
-                    incident_id=None,
-                    comment=None,
-                    detail={"silence_id": silence_id},
-                )
-            )
-
     # ------------------------------------------------------------------------------------------- events
     def raise_event(
         self,
@@ -951,130 +705,3 @@ class Responder:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-def _labels(alert: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        "model": alert["model"],
-        "severity": alert["severity"],
-        "kind": alert["kind"],
-        "fingerprint": alert["fingerprint"],
-    }
-    if alert["entity"] is not None:
-        out["entity"] = alert["entity"]
-    return out
-
-
-class _Rows:
-    """A batch's columns as Python lists, converted once (indexing numpy arrays per row costs more)."""
-
-    def __init__(self, scored: ScoredRows) -> None:
-        self.score = np.asarray(scored.score, dtype=np.float64).tolist()
-        self.p = np.asarray(scored.p_value, dtype=np.float64).tolist()
-        self.row = None if scored.row is None else np.asarray(scored.row).tolist()
-        self.time = scored.time
-        self.paths = scored.paths
-        self.version = scored.model_version or ""
-        c = scored.contributions
-        self.names = () if c is None else c.names
-        self.index = None if c is None else c.index.tolist()
-        self.share = None if c is None else c.share.tolist()
-        self.extra = {
-            k: (None if getattr(c, k, None) is None else np.asarray(getattr(c, k)).tolist())
-            for k in ("observed", "expected", "normal_low", "normal_high")
-        }
-
-    def contributions(self, i: int, values: dict[str, Any]) -> list[dict[str, Any]]:
-        """Row ``i``'s top contributions: name, share, and observed / expected / normal range where known."""
-        if self.index is None or self.share is None:
-            return []
-        out = []
-        for j, (idx, share) in enumerate(zip(self.index[i], self.share[i], strict=True)):
-            if idx < 0:
-                continue
-            name = self.names[idx]
-            item: dict[str, Any] = {"name": name, "share": round(share, 6) if math.isfinite(share) else None}
-            for k, arr in self.extra.items():
-                item[k] = None if arr is None else jsonable(arr[i][j])
-            if item["observed"] is None and name in values:
-                item["observed"] = values[name]
-            out.append(item)
-        return out
-
-
-def _incident_dict(r: IncidentRow) -> dict[str, Any]:
-    d = {c: getattr(r, c) for c in IncidentRow.__table__.columns.keys()}  # noqa: SIM118
-    d["_labels"] = {"model": r.model, "entity": r.entity, "severity": r.severity, "fingerprint": r.fingerprint}
-    d.setdefault("_pending", [])
-    return d
-
-
-def _db_incident(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if not k.startswith("_")}
-
-
-def _notification(nid: str, sink: str, kind: str, group_key: str, now: float, due: float) -> dict[str, Any]:
-    return {
-        "id": nid,
-        "sink": sink,
-        "kind": kind,
-        "group_key": group_key,
-        "status": "pending",
-        "created_at": now,
-        "not_before": due,
-        "next_attempt_at": due,
-        "lease_until": None,
-        "attempts": 0,
-        "payload": None,
-        "last_error": None,
-        "delivered_at": None,
-    }
-
-
-def _alert_record(a: dict[str, Any]) -> Alert:
-    return Alert(**{k: v for k, v in a.items()})
-
-
-_ALERT_COLUMNS = [col.name for col in AlertRow.__table__.columns]
-_ALERT_JSON = {"contributions", "inputs", "details"}
-
-
-def _insert_alerts(c: Any, dialect: str, alerts: list[dict[str, Any]]) -> None:
-    """Many alert rows in one driver-level executemany (JSON columns serialised once, here): the write rate
-    of a batch is the database's, not the binding layer's. A row already stored is left as it is."""
-    mark = "%s" if dialect == "postgresql" else "?"
-    cols = ", ".join(f'"{col}"' for col in _ALERT_COLUMNS)
-    sql = (
-        f"INSERT INTO alerts ({cols}) VALUES ({', '.join([mark] * len(_ALERT_COLUMNS))}) "
-        "ON CONFLICT (fingerprint, row_key) DO NOTHING"
-    )
-    dumps = json.dumps
-    rows = [
-        tuple(dumps(a[col], allow_nan=False) if col in _ALERT_JSON else a[col] for col in _ALERT_COLUMNS)
-        for a in alerts
-    ]
-    c.exec_driver_sql(sql, rows)
-
-
-def _insert_ignore(dialect: str, table: Any, keys: list[str]) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
-
-
-def _upsert(dialect: str, table: Any, keys: list[str]) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = pg_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table)
-    cols = [c.name for c in table.columns if c.name not in keys]
-    return stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in cols})
