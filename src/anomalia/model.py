@@ -50,6 +50,8 @@ class Model:
         The model's name (the folder's name when loaded).
     version : str
         The model's version (creation time and weights checksum, written by :mod:`anomalia.bundle`).
+    label_column : str, optional
+        The label column of the fit (1 = anomaly), saved so that ``evaluate`` and ``report`` find it again.
     """
 
     detector: BaseDetector
@@ -57,6 +59,7 @@ class Model:
     name: str = "model"
     version: str = ""
     path: Path | None = None
+    label_column: str | None = None
 
     # ------------------------------------------------------------------ what it reads
     @property
@@ -111,7 +114,10 @@ class Model:
         preprocess = None if self.preprocess is None else self.preprocess.to_dict()
         if isinstance(self.preprocess, TabularEncoder):
             preprocess = {"kind": "table", "encoder": preprocess}
-        manifest = bundle.write(path, {"name": self.name, "detector": section, "preprocess": preprocess}, arrays)
+        sections = {"name": self.name, "detector": section, "preprocess": preprocess}
+        if self.label_column is not None:
+            sections["label_column"] = self.label_column
+        manifest = bundle.write(path, sections, arrays)
         self.path, self.version = Path(path), str(manifest["version"])
         return Path(path)
 
@@ -130,6 +136,7 @@ class Model:
             name=str(manifest.get("name") or folder.resolve().name),
             version=str(manifest.get("version", "")),
             path=folder,
+            label_column=_label_column(manifest.get("label_column")),
         )
         if isinstance(model.preprocess, TabularEncoder):
             n_enc, n_det = len(model.preprocess.feature_names), detector.schema_.n_features
@@ -285,6 +292,10 @@ def _top_shares(k: int, groups: np.ndarray | None, n_names: int) -> Any:
         return torch.cat([values, top.to(values.dtype)], dim=1)
 
     return reduce
+
+
+def _label_column(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _preprocess(section: Any, folder: Path) -> Preprocess:

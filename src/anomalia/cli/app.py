@@ -254,6 +254,11 @@ def _fit_rows(result: Any, labelled: bool) -> list[tuple[str, Any]]:
     ]
     if labelled and kind == "table":
         rows.append(("labelled anomalies (not trained on)", result.n_excluded_anomalies))
+    if labelled and kind == "series":
+        left_out = f"{result.n_excluded_anomalies:,} steps ({result.n_excluded_windows:,} windows holding them)"
+        rows.append(("labelled anomaly steps (not trained on)", left_out))
+    if result.n_threshold_anomalies:
+        rows.append(("threshold fitted on", f"{result.n_threshold_anomalies:,} test/<defect> images"))
     if kind == "table":
         rows.append(("input columns → features", f"{result.n_input_columns} → {result.n_features}"))
     hist = result.history[-1] if result.history else {}

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .._core import InputError
-from ..data import BATCH_ROWS, is_image_folder
+from ..data import BATCH_ROWS, is_image_folder, table_columns
 from ..detectors import get_detector
 from ..model import Model
 from ..results import Evaluation
 from .evaluate import evaluate_file
-from .fit import FitResult, fit_file
+from .fit import FitResult, fit_file, warn_label_like
 from .images import evaluate_image_folder, fit_image_folder, score_images
 from .score import RowProgress, ScoreResult, score_file
 from .series import evaluate_series_file, fit_series_file, score_series_file
@@ -143,6 +143,10 @@ def evaluate(
     their layout.
     """
     m = model if isinstance(model, Model) else Model.load(model)
+    if label_column is None and m.label_column is not None and m.input_kind != "images":
+        label_column = _saved_label_column(m.label_column, data, required=require_labels)
+    if m.input_kind != "images":
+        warn_label_like(m.input_columns, f"model {m.name!r}")
     if require_labels and label_column is None and m.input_kind != "images":
         raise InputError("--label-column is needed to evaluate a file: the column with 1 = anomaly, 0 = normal")
     targets = {"target_precision": target_precision, "target_recall": target_recall}
@@ -153,3 +157,14 @@ def evaluate(
     if m.input_kind == "series":
         return evaluate_series_file(m, data, label_column=label_column, **targets)
     return evaluate_file(m, data, label_column=label_column, progress=progress, **targets)
+
+
+def _saved_label_column(name: str, data: str | Path, *, required: bool) -> str | None:
+    """The model's saved label column, when ``data`` has it (``evaluate`` needs it: then it must be there)."""
+    if required:
+        return name
+    try:
+        columns = table_columns(data)
+    except (InputError, OSError):
+        return None
+    return name if name in columns else None

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,13 +16,17 @@ import pandas as pd
 import yaml
 
 from .._core import InputError, ParameterError
-from ..data import TabularEncoder, as_labels, check_columns, read_table
+from ..data import TabularEncoder, as_labels, check_columns, label_like_warning, read_table
 from ..detectors import BaseDetector, get_detector, make_detector
 from ..model import Model
 from ..scoring import parse_threshold
 
+log = logging.getLogger(__name__)
+
 #: Share of anomalies assumed by ``contaminated=True`` when no ``contamination`` is given.
 DEFAULT_CONTAMINATION = 0.05
+#: A labelled threshold that finds fewer than this share of the labelled anomalies is warned about at fit.
+LOW_RECALL = 0.2
 
 
 @dataclass
@@ -49,6 +54,10 @@ class FitResult:
     step: str | None = None
     image_shape: tuple[int, ...] | None = None
     validation: dict[str, float] = field(default_factory=dict)
+    #: Series: training and calibration windows left out because they hold a labelled anomaly step.
+    n_excluded_windows: int = 0
+    #: Images: labelled anomalous images (``test/<kind>/``) the threshold was fitted on.
+    n_threshold_anomalies: int = 0
 
     @property
     def detector(self) -> str:
@@ -220,6 +229,7 @@ def fit_file(
         raise InputError(f"{data}: every row is labelled as an anomaly in {label_column!r}; fit needs normal rows")
     X = encoder.fit(normal).transform(normal)
     names = encoder.feature_names
+    warn_label_like(encoder.input_columns, "this fit")
     detector.fit(pd.DataFrame(X, columns=names, copy=False), callback=callback)
 
     n_anom = 0
@@ -234,7 +244,7 @@ def fit_file(
             "none in this file; use 'false-alarm:ALPHA' or label some anomalies"
         )
 
-    fitted = Model(detector, encoder, name=Path(out).name)
+    fitted = Model(detector, encoder, name=Path(out).name, label_column=label_column)
     fitted.save(out)
     return FitResult.of(
         fitted,
@@ -258,3 +268,24 @@ def fit_labelled_threshold(detector: BaseDetector, n_normal: int, anomaly_scores
     scores = np.r_[np.repeat(normal_scores, weight), anomaly_scores]
     y_val = np.r_[np.zeros(normal_scores.size * weight), np.ones(anomaly_scores.size)].astype(np.int64)
     detector.fit_threshold(y=y_val, scores=scores)
+    info = detector.fitted_threshold().info_
+    recall = info.get("recall")
+    if recall is not None and recall < LOW_RECALL:
+        found = round(recall * anomaly_scores.size)
+        log.warning(
+            "threshold '%s' flags only %d of the labelled anomalies (%d, recall %.3f; precision %.3f) on the "
+            "validation set: most anomalies would be missed. Lower the precision target, or use best-f1 or "
+            "recall:R",
+            detector.fitted_threshold().spec,
+            found,
+            anomaly_scores.size,
+            recall,
+            info.get("precision", float("nan")),
+        )
+
+
+def warn_label_like(columns: Sequence[str], where: str) -> None:
+    """Log a warning when one of the feature ``columns`` looks like a label column (``label``, ``target``...)."""
+    message = label_like_warning(columns, where)
+    if message is not None:
+        log.warning("%s", message)
