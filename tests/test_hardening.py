@@ -214,3 +214,147 @@ def test_15_old_model_folders_without_a_label_column_still_load() -> None:
     assert folders
     for folder in folders:
         assert an.Model.load(folder).label_column is None
+
+
+# ------------------------------------------------ 3. explanations relative to the normal error
+def shifted_with_category(tmp_path: Path, n: int = 1200, n_anom: int = 60) -> tuple[Path, Path]:
+    """Correlated numbers and an unpredictable 5-value category; anomalies shift column ``b`` by +6 sigma."""
+    rng = np.random.default_rng(1)
+
+    def frame(m: int) -> pd.DataFrame:
+        z = rng.normal(size=(m, 2))
+        return pd.DataFrame(
+            {
+                "a": z[:, 0],
+                "b": 0.7 * z[:, 0] + 0.7 * z[:, 1],
+                "c": z[:, 1] + 0.1 * rng.normal(size=m),
+                "d": rng.normal(size=m),
+                "colour": rng.choice(["red", "green", "blue", "grey", "pink"], size=m),
+            }
+        )
+
+    train = frame(n)
+    test = frame(n_anom)
+    test["b"] += 6.0 * train["b"].std()
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "test.csv", index=False)
+    return tmp_path / "train.csv", tmp_path / "test.csv"
+
+
+def test_3_explanations_point_at_the_shifted_column_not_the_random_category(tmp_path: Path, capsys) -> None:
+    train, test = shifted_with_category(tmp_path)
+    fast = ["--set", "epochs=30", "--set", "hidden=8,2", "--seed", "0"]
+    code, _, err = run(["fit", train, *fast, "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    code, _, err = run(["score", tmp_path / "m", test, "-o", tmp_path / "s.csv", "--explain", "all"], capsys)
+    assert code == 0, err
+    s = pd.read_csv(tmp_path / "s.csv")
+    assert (s["top_feature_1"] == "b").mean() >= 0.85  # plain shares of the score: 43 of 60 (colour 9)
+    assert (s["top_feature_1"] == "colour").mean() <= 0.05
+    b = s[s["top_feature_1"] == "b"]
+    raw = pd.read_csv(test).loc[b["row"], "b"].to_numpy()
+    assert np.allclose(b["top_observed_1"], raw, rtol=1e-5)
+    # the value the model expected is well below what it saw, and the saw value is outside the normal range
+    assert (b["top_expected_1"] < b["top_observed_1"] - 2.0).mean() >= 0.9
+    assert (b["top_observed_1"] > b["top_normal_high_1"]).mean() >= 0.9
+    assert (b["top_normal_low_1"] < 0).all() and (b["top_normal_high_1"] > 0).all()
+
+
+def test_3_contribution_records_carry_observed_expected_and_the_normal_range(tmp_path: Path) -> None:
+    train, test = shifted_with_category(tmp_path)
+    fitted = an.fit(pd.read_csv(train).drop(columns="colour"), model="autoencoder", epochs=20, random_state=0)
+    rows = fitted.score(pd.read_csv(test).drop(columns="colour"), explain="all", top_k=2)
+    rec = rows.to_records()[0]["contributions"][0]
+    assert set(rec) >= {"feature", "share", "observed", "expected", "normal_low", "normal_high"}
+    assert rec["feature"] == "b" and rec["observed"] > rec["normal_high"] > rec["normal_low"]
+
+
+# ---------------------------------------------------------------- 16. mixed-type DataFrames in the Python API
+def test_16_the_python_api_fits_and_scores_a_mixed_type_dataframe(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "amount": rng.gamma(2.0, 10.0, n),
+            "country": rng.choice(["de", "fr", "it"], n),
+            "online": rng.random(n) < 0.5,
+            "label": np.r_[np.zeros(n - 10), np.ones(10)].astype(int),
+        }
+    )
+    df.loc[df["label"] == 1, "amount"] += 500
+    with pytest.raises(an.InputTypeError, match=r"anomalia\.fit\(df"):
+        an.AutoEncoder(epochs=1).fit(df.drop(columns="label"))
+    model = an.fit(df, "autoencoder", label_column="label", epochs=5, hidden=(8, 4), random_state=0)
+    assert model.label_column == "label" and "country=de" in model.feature_names
+    rows = model.score(df.drop(columns="label"), explain="flagged")
+    assert rows.score[df["label"] == 1].mean() > rows.score[df["label"] == 0].mean()
+    model.save(tmp_path / "m")
+    again = an.Model.load(tmp_path / "m")
+    assert np.allclose(again.score(df, explain="none").score, rows.score)
+    assert again.label_column == "label"
+
+
+def test_3_reports_show_the_expected_value_and_normal_range(tmp_path: Path, capsys) -> None:
+    frame = labelled_series(spikes=(520,))
+    frame.iloc[:400].drop(columns="label").to_csv(tmp_path / "train.csv", index=False)
+    frame.to_csv(tmp_path / "test.csv", index=False)
+    code, _, err = run(["fit", tmp_path / "train.csv", "--time-column", "ts", *SERIES_FAST, "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    code, _, err = run(["score", tmp_path / "m", tmp_path / "test.csv", "-o", tmp_path / "s.csv"], capsys)
+    assert code == 0, err
+    s = pd.read_csv(tmp_path / "s.csv")
+    top = s.loc[s["score"].idxmax()]
+    assert top["top_feature_1"] == "cpu" and top["top_observed_1"] > top["top_normal_high_1"]
+    assert abs(top["top_expected_1"] - top["top_observed_1"]) > 3.0
+    code, _, err = run(
+        ["report", tmp_path / "m", tmp_path / "test.csv", "--label-column", "label", "-o", tmp_path / "r.html"], capsys
+    )
+    assert code == 0, err
+    html = (tmp_path / "r.html").read_text()
+    table = html[html.index('data-table="top-anomalies"') :]
+    table = table[: table.index("</table>")]
+    assert "(expected " in table and "; normal " in table
+
+
+# ---------------------------------------------------------------- 14. the command line starts without torch
+HEAVY = ("torch", "pandas", "matplotlib", "sklearn", "scipy", "pyarrow")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["models"], ["info", "MODEL"], ["fit", "--help"]])
+def test_14_help_version_models_and_info_import_no_heavy_library(args: list[str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    model = Path(__file__).parent / "data" / "v0.1" / "table-model"
+    argv = [str(model) if a == "MODEL" else a for a in args]
+    code = (
+        "import sys\n"
+        "from anomalia.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout, out.stdout[-300:]
+    if args == ["--version"]:
+        assert out.stdout.startswith(f"anomalia {an.__version__}")
+
+
+def test_14_the_static_detector_table_matches_the_registry() -> None:
+    from anomalia.cli.catalog import DETECTORS, catalog_source, detector_catalog
+
+    assert detector_catalog() == DETECTORS, "regenerate DETECTORS in anomalia/cli/catalog.py:\n" + catalog_source()
+    assert all(not desc.endswith((",", ";", ":")) and desc.endswith(".") for _, _, desc, _ in DETECTORS.values())
+
+
+def test_15_info_shows_the_network_layers_and_the_label_column(tmp_path: Path, capsys) -> None:
+    data = table_with_anomalies(tmp_path / "t.csv", hard=0, easy=20)
+    args = ["fit", data, "--label-column", "label", "--set", "epochs=2", "-o", tmp_path / "m"]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    code, out, err = run(["info", tmp_path / "m"], capsys)
+    assert code == 0, err
+    assert "network layers" in out and "4 → 64 → 32 → 64 → 4" in out and "label column" in out

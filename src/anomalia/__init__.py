@@ -72,6 +72,7 @@ _NAMES: dict[str, str] = {
     ),
     "read_manifest": ".bundle",
     "Model": ".model",
+    "fit": ".model",
     "load_model": ".model",
     "Evaluation": ".results",
     "ScoredRows": ".results",
@@ -130,6 +131,7 @@ __all__ = [
     "conformal_p_values",
     "detector_names",
     "explain",
+    "fit",
     "get_detector",
     "load",
     "load_model",
@@ -188,7 +190,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
         load,
         make_detector,
     )
-    from .model import Model, load_model
+    from .model import Model, fit, load_model
     from .results import Evaluation, ScoredRows
     from .scoring import (
         POT,

@@ -47,8 +47,20 @@ FIT_KEYS = (
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"anomalia {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """anomalia: learn normal behaviour from normal data and flag what departs from it.
 
     Typical run: `anomalia fit data.csv --out model/`, then `anomalia score model/ new.csv --out scores.csv`,
@@ -451,27 +463,24 @@ def report(
 @app.command()
 def models() -> None:
     """List the registered detectors and their parameters (defaults in brackets)."""
-    from ..detectors import detector_names, get_detector
+    from .catalog import DETECTORS  # a static copy of the registry: no torch import to list them
 
     table = Table(title="Detectors (use with `anomalia fit --model NAME --set key=value`)", title_justify="left")
     table.add_column("name", style="bold")
+    table.add_column("reads")
     table.add_column("class")
-    table.add_column("parameters [default]")
-    for name in detector_names():
-        cls = get_detector(name)
-        params = cls().get_params(deep=False)
-        text = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        table.add_row(name, f"{cls.__name__}\n[dim]{doc}[/]", text)
+    table.add_column(escape("parameters [default]"))
+    for name, (cls_name, kind, doc, text) in DETECTORS.items():
+        table.add_row(name, kind, f"{cls_name}\n[dim]{escape(doc)}[/]", text)
     console.print(table)
 
 
 @app.command()
 def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder.")) -> None:
     """Show a saved model's manifest: detector, schema, threshold, training data, versions."""
-    from ..workflows import model_info
+    from .catalog import manifest_info  # the manifest only: no torch import
 
-    i = model_info(model_dir)
+    i = manifest_info(model_dir)
     schema = i["schema"]
     kind = i["input_kind"]
     cols = schema.get("columns") or []
@@ -482,6 +491,8 @@ def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folde
         ("name · version", f"{i['name']} · {i['version']}"),
         ("detector", f"{i['detector']} ({kind})"),
         ("parameters", ", ".join(f"{k}={v}" for k, v in sorted(i["params"].items()) if v is not None)),
+        ("network layers", i["layers"] or "—"),
+        ("label column", i["label_column"] or "— (none given at fit)"),
         ("features", f"{schema.get('n_features')}: {', '.join(map(str, cols[:12]))}{' ...' if len(cols) > 12 else ''}"),
         ("threshold", f"{thr.get('spec', '—')} → score > {_fmt(thr.get('threshold'), 4)}"),
         ("training rows", train.get("n_train_rows")),

@@ -115,6 +115,11 @@ class SeriesDetector(DeepDetector):
         errors = self._sample_errors(net, wb)
         return errors.mean(dim=1), errors
 
+    def _sample_expected(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor | None:
+        """The standardised values the network expected at the last step of each sample (batch, channels):
+        the forecast, or the reconstruction of that step; None when it makes no such prediction."""
+        return None
+
     # ---------------------------------------------------------------- input
     def _series(self, X: Any, name: str = "X") -> Series:
         if isinstance(X, Series):
@@ -365,6 +370,34 @@ class SeriesDetector(DeepDetector):
 
     def _feature_scores(self, X: np.ndarray) -> np.ndarray:
         return self._scores_and_parts(X)[1]
+
+    def _learn_normal_parts(self, rows: np.ndarray, skip: int = 0) -> None:
+        super()._learn_normal_parts(rows, max(skip, self.span - 1))  # the first steps are context
+
+    def expected(self, X: Any) -> np.ndarray | None:
+        """The value of each channel the model expected at each step (its forecast, or its reconstruction of
+        the step from the window ending there), in the series' units, aligned with the rows of ``X``; NaN for
+        the warm-up steps. None for a detector that makes no such prediction."""
+        s = self._checked(X)
+        values = s.values
+        n, span = values.shape[0], self.span
+        out = np.full(values.shape, np.nan)
+        if n < span:
+            return s.to_rows(out)
+        W = sliding_windows(self.scaler_.transform(values), span)
+        batch = max(64, SCORE_VALUES // (span * values.shape[1]))
+        net = self.net_.eval()
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, W.shape[0], batch):
+                wb = torch.from_numpy(np.ascontiguousarray(W[start : start + batch])).to(self.device_)
+                e = self._sample_expected(net, wb)
+                if e is None:
+                    return None
+                parts.append(e.cpu())
+        z = _float64(parts)
+        out[span - 1 :] = z * self.scaler_.scale.astype(np.float64) + self.scaler_.mean
+        return s.to_rows(out)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score per time step, aligned with the rows of ``X``; warm-up steps get 0.0."""

@@ -11,22 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from .._core import InputError, ParameterError
 from ..data import TabularEncoder, as_labels, check_columns, label_like_warning, read_table
 from ..detectors import BaseDetector, get_detector, make_detector
-from ..model import Model
+from ..model import Model, fit_labelled_threshold
 from ..scoring import parse_threshold
 
 log = logging.getLogger(__name__)
 
 #: Share of anomalies assumed by ``contaminated=True`` when no ``contamination`` is given.
 DEFAULT_CONTAMINATION = 0.05
-#: A labelled threshold that finds fewer than this share of the labelled anomalies is warned about at fit.
-LOW_RECALL = 0.2
 
 
 @dataclass
@@ -255,33 +252,6 @@ def fit_file(
         n_input_columns=len(encoder.input_columns),
         n_features=len(names),
     )
-
-
-def fit_labelled_threshold(detector: BaseDetector, n_normal: int, anomaly_scores: np.ndarray) -> None:
-    """Fit the detector's labelled threshold rule on its held-out normal scores and labelled anomaly scores.
-
-    The held-out normal rows were never trained on; each of their scores counts for the normal rows it
-    stands for (``n_normal`` in all), so precision reflects the data's share of anomalies.
-    """
-    normal_scores = detector.calibration_scores_
-    weight = max(1, round(n_normal / normal_scores.size))
-    scores = np.r_[np.repeat(normal_scores, weight), anomaly_scores]
-    y_val = np.r_[np.zeros(normal_scores.size * weight), np.ones(anomaly_scores.size)].astype(np.int64)
-    detector.fit_threshold(y=y_val, scores=scores)
-    info = detector.fitted_threshold().info_
-    recall = info.get("recall")
-    if recall is not None and recall < LOW_RECALL:
-        found = round(recall * anomaly_scores.size)
-        log.warning(
-            "threshold '%s' flags only %d of the labelled anomalies (%d, recall %.3f; precision %.3f) on the "
-            "validation set: most anomalies would be missed. Lower the precision target, or use best-f1 or "
-            "recall:R",
-            detector.fitted_threshold().spec,
-            found,
-            anomaly_scores.size,
-            recall,
-            info.get("precision", float("nan")),
-        )
 
 
 def warn_label_like(columns: Sequence[str], where: str) -> None:

@@ -197,6 +197,16 @@ def evaluate_series_file(
         target_recall=target_recall,
         seconds=time.perf_counter() - start,
     )
+    expected = det.expected(m._series_input(frame)[0])  # the fitted channels (and the time column) only
+    low, high = getattr(det, "feature_low_", None), getattr(det, "feature_high_", None)
+
+    def contribution(r: int, j: int) -> Contribution:
+        e = None if expected is None or np.isnan(expected[r, j]) else float(expected[r, j])
+        v = float(values[r, j])
+        if low is None or high is None:
+            return Contribution(channels[j], float(shares[r, j]), v, observed=v, expected=e)
+        return Contribution(channels[j], float(shares[r, j]), v, v, e, float(low[j]), float(high[j]))
+
     for r in np.argsort(-rows.score, kind="stable")[:top_n]:
         order = np.argsort(-shares[r], kind="stable")[:3]
         ev.top_rows.append(
@@ -206,7 +216,7 @@ def evaluate_series_file(
                 float(rows.p_value[r]),
                 bool(rows.is_anomaly[r]),
                 None if labels is None else int(labels[r]),
-                [Contribution(channels[j], float(shares[r, j]), float(values[r, j])) for j in order],
+                [contribution(int(r), int(j)) for j in order],
             )
         )
     if labels is not None and labels.any():
