@@ -298,7 +298,8 @@ def test_3_reports_show_the_expected_value_and_normal_range(tmp_path: Path, caps
     frame = labelled_series(spikes=(520,))
     frame.iloc[:400].drop(columns="label").to_csv(tmp_path / "train.csv", index=False)
     frame.to_csv(tmp_path / "test.csv", index=False)
-    code, _, err = run(["fit", tmp_path / "train.csv", "--time-column", "ts", *SERIES_FAST, "-o", tmp_path / "m"], capsys)
+    args = ["fit", tmp_path / "train.csv", "--time-column", "ts", *SERIES_FAST, "-o", tmp_path / "m"]
+    code, _, err = run(args, capsys)
     assert code == 0, err
     code, _, err = run(["score", tmp_path / "m", tmp_path / "test.csv", "-o", tmp_path / "s.csv"], capsys)
     assert code == 0, err

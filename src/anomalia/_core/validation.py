@@ -164,7 +164,8 @@ def check_schema(schema: Schema, fitted: Schema, *, name: str = "X") -> None:
 def check_is_fitted(estimator: Any, attribute: str = "schema_") -> None:
     """Raise :class:`NotFittedError` unless ``estimator`` has the learned ``attribute``."""
     if not hasattr(estimator, attribute):
-        raise exceptions.NotFittedError(f"this {type(estimator).__name__} is not fitted yet; call fit(X_normal) before using it")
+        name = type(estimator).__name__
+        raise exceptions.NotFittedError(f"this {name} is not fitted yet; call fit(X_normal) before using it")
 
 
 def check_labels(y: Any, n: int, *, name: str = "y") -> np.ndarray:
