@@ -14,6 +14,7 @@ from PIL import Image
 
 import anomalia as an
 from anomalia.cli import main
+from anomalia.workflows import fit_file
 from anomalia.workflows.series import fit_series_file
 
 SERIES_FAST = ["--set", "epochs=3", "--set", "window=8"]
@@ -359,3 +360,79 @@ def test_15_info_shows_the_network_layers_and_the_label_column(tmp_path: Path, c
     code, out, err = run(["info", tmp_path / "m"], capsys)
     assert code == 0, err
     assert "network layers" in out and "4 → 64 → 32 → 64 → 4" in out and "label column" in out
+
+
+# ---------------------------------------------------------------- 10. --set merges with the run file's set: block
+def test_10_set_flags_merge_key_by_key_with_the_run_file(tmp_path: Path, capsys) -> None:
+    data = table_with_anomalies(tmp_path / "t.csv", hard=0, easy=20)
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(f"data: {data}\nmodel: autoencoder\nset:\n  hidden: [8, 4]\n  epochs: 2\ndrop: [label]\n")
+    code, _, err = run(["fit", "--config", run_file, "--set", "lr=0.01", "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    params = an.read_manifest(tmp_path / "m")["detector"]["params"]
+    assert params["hidden"] == [8, 4] and params["epochs"] == 2 and params["lr"] == 0.01
+    code, _, err = run(["fit", "--config", run_file, "--set", "epochs=1", "-o", tmp_path / "m2"], capsys)
+    assert code == 0, err
+    params = an.read_manifest(tmp_path / "m2")["detector"]["params"]
+    assert params["hidden"] == [8, 4] and params["epochs"] == 1  # the flag wins for its own key only
+
+
+# ---------------------------------------------------------------- 11. flags checked first, nothing lost silently
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("small")
+    data = table_with_anomalies(tmp / "t.csv", hard=0, easy=20)
+    fit_file(data, out=tmp / "m", model="pca", label_column="label")
+    return tmp / "m", data
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_11_keep_of_an_output_column_name_is_refused(small_model, tmp_path: Path, capsys) -> None:
+    model, data = small_model
+    df = pd.read_csv(data)
+    df["score"] = 1.0
+    df.to_csv(tmp_path / "with_score.csv", index=False)
+    args = ["score", model, tmp_path / "with_score.csv", "-o", tmp_path / "s.csv", "--keep", "score"]
+    code, _, err = run(args, capsys)
+    assert_one_line_error(code, err, "--keep 'score'", "output")
+
+
+def test_11_max_categories_and_batch_rows_must_be_positive(small_model, tmp_path: Path, capsys) -> None:
+    model, data = small_model
+    code, _, err = run(["fit", data, "--max-categories", "0", "-o", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "--max-categories", "at least 1")
+    code, _, err = run(["score", model, data, "-o", tmp_path / "s.csv", "--batch-rows", "0"], capsys)
+    assert_one_line_error(code, err, "--batch-rows", "at least 1")
+
+
+def test_11_out_is_checked_before_training(small_model, tmp_path: Path, capsys, monkeypatch) -> None:
+    _, data = small_model
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the detector was trained before --out was checked")
+
+    monkeypatch.setattr(an.AutoEncoder, "fit", no_training)
+    code, _, err = run(["fit", data, "-o", tmp_path / "busy"], capsys)
+    assert_one_line_error(code, err, "busy", "other files")
+    code, _, err = run(["score", *small_model, "-o", tmp_path / "s.xyz"], capsys)
+    assert_one_line_error(code, err, "s.xyz", ".csv or .parquet")
+
+
+def test_11_an_existing_output_is_replaced_with_a_warning(
+    small_model, tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    model, data = small_model
+    (tmp_path / "s.csv").write_text("old")
+    caplog.set_level(logging.WARNING)
+    code, _, err = run(["score", model, data, "-o", tmp_path / "s.csv"], capsys)
+    assert code == 0, err
+    assert "replac" in caplog.text and "s.csv" in caplog.text

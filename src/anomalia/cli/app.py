@@ -49,9 +49,9 @@ FIT_KEYS = (
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from ..bundle import package_version  # the installed distribution's version, as manifests record it
 
-        console.print(f"anomalia {__version__}", highlight=False)
+        console.print(f"anomalia {package_version()}", highlight=False)
         raise typer.Exit()
 
 
@@ -176,6 +176,7 @@ def fit(
     """Learn normal behaviour from a table or series file, or an image folder, and save the model folder."""
     from ..detectors import get_detector
     from ..workflows import choose_detector, fit, load_run_file, parse_params
+    from ..workflows.checks import check_fit_out, merge_params
 
     given = {
         "data": data,
@@ -194,11 +195,16 @@ def fit(
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
     opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
+    if set_ and run.get("set"):  # --set on top of the run file's set: block, key by key
+        opts["set"] = merge_params(run["set"], set_)
     if opts["data"] is None:
         raise InputError("no data: give DATA (or 'data:' in the run file)")
     if opts["out"] is None:
         raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
     drop_cols = opts["drop"] or []
+    if opts["max_categories"] is not None and int(opts["max_categories"]) < 1:
+        raise InputError(f"--max-categories must be at least 1; got {opts['max_categories']}")
+    check_fit_out(str(opts["out"]))
     name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"])
     epochs = parse_params(name, opts["set"]).get("epochs", get_detector(name)().get_params().get("epochs"))
     progress, on_epoch, live, task = _epoch_progress(name, epochs)
@@ -212,7 +218,7 @@ def fit(
             threshold=opts["threshold"],
             contaminated=bool(opts["contaminated"]),
             impute=opts["impute"],
-            max_categories=int(opts["max_categories"] or 50),
+            max_categories=50 if opts["max_categories"] is None else int(opts["max_categories"]),
             drop=[drop_cols] if isinstance(drop_cols, str) else list(drop_cols),
             time_column=opts["time_column"],
             image_size=_image_size(opts["image_size"]),
@@ -322,6 +328,9 @@ def score(
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
+    from ..workflows.checks import check_score_args
+
+    check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k)
 
     live, update = _row_progress("scoring")
     with live:
