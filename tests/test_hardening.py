@@ -436,3 +436,54 @@ def test_11_an_existing_output_is_replaced_with_a_warning(
     code, _, err = run(["score", model, data, "-o", tmp_path / "s.csv"], capsys)
     assert code == 0, err
     assert "replac" in caplog.text and "s.csv" in caplog.text
+
+
+# ---------------------------------------------------------------- 6, 7. messy files: one clear line each
+def _messy(tmp_path: Path) -> dict[str, Path]:
+    rows = "".join(f"{i},{(i * 7) % 13}\n" for i in range(300))
+    files = {
+        "duplicate": ("a,b,a\n" + "".join(f"{i},{i % 5},{i % 3}\n" for i in range(100))).encode(),
+        "latin1": ("name,x\n" + "".join(f"caf\xe9{i % 3},{i}\n" for i in range(100))).encode("latin-1"),
+        "header_only": b"x,y,label\n",
+        "bad_cell": ("x,y\n" + "".join(f"{i},{i * 2}\n" if i != 37 else f"{i},oops\n" for i in range(300))).encode(),
+        "good": ("x,y\n" + rows).encode(),
+    }
+    out = {}
+    for name, content in files.items():
+        out[name] = tmp_path / f"{name}.csv"
+        out[name].write_bytes(content)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("kind", "needles"),
+    [
+        ("duplicate", ["'a'", "more than once"]),
+        ("latin1", ["not UTF-8", "0xe9", "iconv"]),
+        ("header_only", ["header but no rows"]),
+        ("bad_cell", ["'y'", "row 37", "'oops'"]),
+    ],
+)
+def test_6_7_messy_files_get_one_line_naming_the_problem(kind: str, needles: list[str], tmp_path: Path, capsys) -> None:
+    files = _messy(tmp_path)
+    args = ["fit", files[kind], "--set", "epochs=1", "-o", tmp_path / "m"]
+    if kind == "header_only":
+        args += ["--label-column", "label"]
+    code, _, err = run(args, capsys)
+    assert_one_line_error(code, err, *needles)
+
+
+def test_6_semicolon_files_with_decimal_commas_are_read_as_numbers(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("x;y\n" + "".join(f"{i},5;{i * 2},25\n" for i in range(200)))
+    code, _, err = run(["fit", path, "--set", "epochs=1", "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    assert an.Model.load(tmp_path / "m").feature_names == ["x", "y"]
+
+
+def test_7_a_bad_cell_at_scoring_names_the_column_and_value(tmp_path: Path, capsys) -> None:
+    files = _messy(tmp_path)
+    code, _, err = run(["fit", files["good"], "--set", "epochs=1", "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    code, _, err = run(["score", tmp_path / "m", files["bad_cell"], "-o", tmp_path / "s.csv"], capsys)
+    assert_one_line_error(code, err, "'y'", "'oops'")

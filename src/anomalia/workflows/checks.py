@@ -83,7 +83,7 @@ def check_score_args(out: str | Path, *, keep: Sequence[str] = (), batch_rows: i
     target = Path(out)
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(
-            f"cannot write {target}: unknown output type {target.suffix or '(no suffix)'!r}; use a .csv or "
+            f"cannot write {target}: unknown file type {target.suffix or '(no suffix)'!r}; use a .csv or "
             ".parquet file (--out)"
         )
     if target.is_dir():

@@ -217,6 +217,8 @@ def fit_file(
     if needed:
         check_columns(data, needed)
     table = read_table(data)
+    if table.num_rows == 0:
+        raise InputError(f"{data} has a header but no rows; fit needs rows of normal data")
     labels = None
     if label_column is not None:
         labels = as_labels(table.column(label_column), label_column)
