@@ -487,3 +487,33 @@ def test_7_a_bad_cell_at_scoring_names_the_column_and_value(tmp_path: Path, caps
     assert code == 0, err
     code, _, err = run(["score", tmp_path / "m", files["bad_cell"], "-o", tmp_path / "s.csv"], capsys)
     assert_one_line_error(code, err, "'y'", "'oops'")
+
+
+def test_16_the_readme_mixed_table_block_runs_as_written(tmp_path: Path, monkeypatch) -> None:
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.findall(r"```python\n(.*?)```", text[text.index("<!-- python-mixed") :], re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md (mixed tables)", "exec"), {})
+    assert an.Model.load(tmp_path / "mixed-model").feature_names[:2] == ["amount", "country=de"]
+
+
+def test_15_evaluate_json_weights_mode_and_the_series_hold_out_share(small_model, tmp_path: Path, capsys) -> None:
+    import json
+    import os
+    import stat
+
+    model, data = small_model
+    code, out, err = run(["evaluate", model, data, "--json"], capsys)
+    assert code == 0, err
+    parsed = json.loads(out)
+    assert parsed["metrics"]["roc_auc"] > 0.5 and parsed["operating_points"][0]["name"].startswith("current")
+    modes = {p.name: stat.S_IMODE(os.stat(p).st_mode) for p in model.iterdir()}
+    assert modes["weights.safetensors"] == modes["anomalia.json"], modes
+    frame = labelled_series(n=12000, spikes=())
+    frame.drop(columns="label").to_csv(tmp_path / "long.csv", index=False)
+    args = ["fit", tmp_path / "long.csv", "--time-column", "ts", "--set", "epochs=1", "--set", "window=8"]
+    code, out, err = run([*args, "--set", "train_stride=8", "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    assert "% of the series; 20 %, at most about 2,000)" in out and "(16.6% of the series" in out

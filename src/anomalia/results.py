@@ -166,10 +166,9 @@ class ScoredRows:
                 share = pa.array(c.share[:, i], mask=miss) if miss.any() else pa.array(c.share[:, i])
                 cols[f"top_feature_{i + 1}"] = pa.DictionaryArray.from_arrays(idx, names)
                 cols[f"top_share_{i + 1}"] = share
-                if c.has_values:
-                    for f in Contributions.VALUE_FIELDS:
-                        v = getattr(c, f)[:, i]
-                        cols[f"top_{f}_{i + 1}"] = pa.array(v, mask=np.isnan(v))
+                for f in Contributions.VALUE_FIELDS:  # always there (null when not known): one schema per file
+                    v = getattr(c, f)[:, i] if c.has_values else np.full(n, np.nan)
+                    cols[f"top_{f}_{i + 1}"] = pa.array(v, type=pa.float64(), mask=np.isnan(v))
         assert all(len(v) == n for v in cols.values()), "every output column has one value per row"
         return pa.table(cols)
 

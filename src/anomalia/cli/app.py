@@ -257,7 +257,9 @@ def _fit_rows(result: Any, labelled: bool) -> list[tuple[str, Any]]:
     kind = result.kind
     if kind == "series":
         data = f"{result.data} ({result.n_rows:,} steps × {result.n_features} channels, step {result.step})"
-        trained, held = f"the first {result.n_train:,} steps", f"the last {result.n_calibration:,} steps"
+        share = result.n_calibration / max(result.n_rows, 1)
+        trained = f"the first {result.n_train:,} steps"
+        held = f"the last {result.n_calibration:,} steps ({share:.1%} of the series; 20 %, at most about 2,000)"
     elif kind == "images":
         data = f"{result.data} ({result.n_rows:,} normal images of shape {result.image_shape})"
         trained, held = f"{result.n_train:,} images", f"{result.n_calibration:,} images"
@@ -413,6 +415,7 @@ def evaluate(
     report: str | None = typer.Option(None, "--report", help="Also write the HTML report to this file."),
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics and operating points as JSON."),
 ) -> None:
     """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
     from ..workflows import evaluate
@@ -428,7 +431,12 @@ def evaluate(
             require_labels=True,
             progress=update,
         )
-    _print_evaluation(ev)
+    if as_json:
+        from ..workflows.checks import evaluation_json
+
+        console.print_json(evaluation_json(ev))
+    else:
+        _print_evaluation(ev)
     if report:
         _write_report(ev, report)
 

@@ -102,3 +102,39 @@ def check_score_args(out: str | Path, *, keep: Sequence[str] = (), batch_rows: i
         raise InputError(f"--top-k must be 0 or more; got {top_k}")
     if target.exists():
         log.warning("%s exists: it will be replaced", target)
+
+
+def evaluation_json(ev: Any) -> str:
+    """``anomalia evaluate --json``: the metrics and operating points of an evaluation as one JSON object."""
+    import json
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float):
+            return None if math.isnan(v) or math.isinf(v) else v
+        if hasattr(v, "item"):
+            return clean(v.item())
+        return v
+
+    return json.dumps(
+        {
+            "detector": ev.detector,
+            "data": ev.data,
+            "threshold": ev.threshold,
+            "threshold_value": clean(float(ev.threshold_value)),
+            "metrics": {k: clean(v) for k, v in ev.metrics.items()},
+            "operating_points": [
+                {
+                    "name": op.name,
+                    "threshold": clean(op.threshold),
+                    "flagged": int(op.flagged),
+                    "precision": clean(op.precision),
+                    "recall": clean(op.recall),
+                    "f1": clean(op.f1),
+                    "note": op.note,
+                }
+                for op in ev.operating_points
+            ],
+        },
+        indent=1,
+    )
