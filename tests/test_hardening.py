@@ -517,3 +517,26 @@ def test_15_evaluate_json_weights_mode_and_the_series_hold_out_share(small_model
     code, out, err = run([*args, "--set", "train_stride=8", "-o", tmp_path / "m"], capsys)
     assert code == 0, err
     assert "% of the series; 20 %, at most about 2,000)" in out and "(16.6% of the series" in out
+
+
+# ---------------------------------------------------------------- 9. series and image errors give flags, name the file
+def test_9_series_and_image_errors_give_the_flag_and_the_file(tmp_path: Path, capsys) -> None:
+    frame = labelled_series(spikes=()).drop(columns="label")
+    gappy = frame.drop(index=range(100, 110))
+    gappy.to_csv(tmp_path / "gappy.csv", index=False)
+    series_fit = ["fit", "--time-column", "ts", *SERIES_FAST, "-o", tmp_path / "m"]
+    code, _, err = run([*series_fit, tmp_path / "gappy.csv"], capsys)
+    assert_one_line_error(code, err, "gappy.csv", "--set resample=")
+    assert "resample='" not in err
+    shuffled = frame.iloc[[*range(50), 60, *range(50, 60), *range(61, 600)]]
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
+    code, _, err = run([*series_fit, tmp_path / "shuffled.csv"], capsys)
+    assert_one_line_error(code, err, "shuffled.csv", "sort the file by its time column")
+    assert "sort_index" not in err
+    root = tmp_path / "parts"
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        _png(root / "train" / "good" / f"{i}.png", rng.integers(0, 255, (16, 16) if i else (20, 16)))
+    code, _, err = run(["fit", root, "-o", tmp_path / "mi"], capsys)
+    assert_one_line_error(code, err, "--image-size HEIGHTxWIDTH")
+    assert "size=(" not in err

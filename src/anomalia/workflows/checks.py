@@ -5,6 +5,7 @@ flag never costs a training run."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,26 @@ def evaluation_json(ev: Any) -> str:
         },
         indent=1,
     )
+
+
+#: Python advice in the messages of the series and image checks -> the command-line flag that does the same.
+_CLI_ADVICE = (
+    (re.compile(r"sort it first \(X\.sort_index\(\) or X\.sort_values\(time_column\)\)"),
+     "sort the file by its time column first"),
+    (re.compile(r"drop them \(X\[~X\.index\.duplicated\(\)\]\) or pass resample='<step>' \(e\.g\. '5min'\)"),
+     "drop them in the file or pass --set resample=STEP (e.g. --set resample=5min)"),
+    (re.compile(r"resample='([^']+)'"), r"--set resample=\1"),
+    (re.compile(r"fill='(\w+)'"), r"--set fill=\1"),
+    (re.compile(r"fill=\.\.\."), "--set fill=..."),
+    (re.compile(r"pass size=\(height, width\)"), "pass --image-size HEIGHTxWIDTH"),
+    (re.compile(r"then filled as `fill` says"), "then filled as --set fill=... says"),
+)
+
+
+def with_cli_advice(exc: InputError, data: str | Path) -> InputError:
+    """``exc`` with its Python advice turned into command-line flags and the input named by its file."""
+    text = str(exc)
+    for pattern, repl in _CLI_ADVICE:
+        text = pattern.sub(repl, text)
+    text = re.sub(r"^(X|X_new)\b", str(data), text)
+    return type(exc)(text)

@@ -9,7 +9,8 @@ call these three; the per-modality functions behind them are in :mod:`.fit` / :m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..data import BATCH_ROWS, is_image_folder, table_columns
 from ..detectors import get_detector
 from ..model import Model
 from ..results import Evaluation
+from .checks import with_cli_advice
 from .evaluate import evaluate_file
 from .fit import FitResult, fit_file, warn_label_like
 from .images import evaluate_image_folder, fit_image_folder, score_images
@@ -69,13 +71,15 @@ def fit(
     common = {"out": out, "model": name, "params": params, "threshold": threshold, "seed": seed, "callback": callback}
     if kind == "images":
         _refuse(kind, label_column=label_column, impute=impute, drop=drop or None, time_column=time_column)
-        return fit_image_folder(data, size=image_size, contaminated=contaminated, **common)
+        with _cli_advice(data):
+            return fit_image_folder(data, size=image_size, contaminated=contaminated, **common)
     _refuse(kind, image_size=image_size)
     if kind == "series":
         _refuse(kind, impute=impute)
-        return fit_series_file(
-            data, time_column=time_column, label_column=label_column, drop=drop, contaminated=contaminated, **common
-        )
+        with _cli_advice(data):
+            return fit_series_file(
+                data, time_column=time_column, label_column=label_column, drop=drop, contaminated=contaminated, **common
+            )
     _refuse(kind, time_column=time_column)
     return fit_file(
         data,
@@ -116,11 +120,13 @@ def score(
     """
     m = model if isinstance(model, Model) else Model.load(model)
     if m.input_kind == "images":
-        return score_images(m, data, out, heatmaps=heatmaps)
+        with _cli_advice(data):
+            return score_images(m, data, out, heatmaps=heatmaps)
     if heatmaps is not None:
         raise InputError(f"--heatmaps is for image models; {m.name!r} is a {m.detector.name} model of {m.input_kind}s")
     if m.input_kind == "series":
-        return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep)
+        with _cli_advice(data):
+            return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep)
     return score_file(
         m, data, out, batch_rows=batch_rows, explain=explain, top_k=top_k, keep=keep, progress=progress, threads=threads
     )
@@ -155,7 +161,8 @@ def evaluate(
             raise InputError("--label-column does not apply to image folders: test/good/ and test/<kind>/ label them")
         return evaluate_image_folder(m, data, **targets)
     if m.input_kind == "series":
-        return evaluate_series_file(m, data, label_column=label_column, **targets)
+        with _cli_advice(data):
+            return evaluate_series_file(m, data, label_column=label_column, **targets)
     return evaluate_file(m, data, label_column=label_column, progress=progress, **targets)
 
 
@@ -168,3 +175,12 @@ def _saved_label_column(name: str, data: str | Path, *, required: bool) -> str |
     except (InputError, OSError):
         return None
     return name if name in columns else None
+
+
+@contextlib.contextmanager
+def _cli_advice(data: str | Path) -> Iterator[None]:
+    """Series and image checks speak Python (``resample='5min'``); over a file they name it and give flags."""
+    try:
+        yield
+    except InputError as exc:
+        raise with_cli_advice(exc, data) from None
