@@ -540,3 +540,17 @@ def test_9_series_and_image_errors_give_the_flag_and_the_file(tmp_path: Path, ca
     code, _, err = run(["fit", root, "-o", tmp_path / "mi"], capsys)
     assert_one_line_error(code, err, "--image-size HEIGHTxWIDTH")
     assert "size=(" not in err
+
+
+# ---------------------------------------------------------------- 12. skewed scores: readable axis, flagged tail
+def test_12_skewed_scores_get_a_log_axis_and_the_flagged_tail_is_counted() -> None:
+    from anomalia.report import figures
+
+    rng = np.random.default_rng(0)
+    scores = np.r_[np.zeros(50), rng.lognormal(0.0, 2.0, 5000)]  # warm-up zeros and a long tail
+    fig = figures.score_distribution(scores, None, threshold=float(np.quantile(scores, 0.99)))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    flagged = int((scores > np.quantile(scores, 0.99)).sum())
+    assert f"flagged: {flagged:,} (1.0%)" in legend and any("50 scores ≤ 0" in t for t in legend)
