@@ -316,6 +316,7 @@ def test_3_reports_show_the_expected_value_and_normal_range(tmp_path: Path, caps
     table = html[html.index('data-table="top-anomalies"') :]
     table = table[: table.index("</table>")]
     assert "(expected " in table and "; normal " in table
+    assert "<th>time</th>" in table and "2024-01-01T08:40" in table  # step 520 of a 1-minute series, not a row number
 
 
 # ---------------------------------------------------------------- 14. the command line starts without torch

@@ -253,6 +253,8 @@ class TopRow:
     flagged: bool
     label: int | None
     contributions: list[Contribution]
+    #: The step's timestamp (series with a time axis), shown instead of the row number.
+    time: str | None = None
 
 
 @dataclass

@@ -197,12 +197,14 @@ def _value_cell(c: Any) -> str:
 @register_section
 def top_rows_section(ev: Evaluation) -> Section:
     k = max((len(r.contributions) for r in ev.top_rows), default=0)
-    cols = ["row", "score", "p-value", "flagged"] + (["label"] if ev.labels is not None else [])
+    timed = any(r.time is not None for r in ev.top_rows)
+    cols = ["time" if timed else "row", "score", "p-value", "flagged"] + (["label"] if ev.labels is not None else [])
     for i in range(k):
         cols += [f"feature {i + 1}", "share", "value"]
     rows = []
     for r in ev.top_rows:
-        cells = [fmt(r.row), fmt(r.score, 4), fmt(r.p_value, 4), fmt(r.flagged)]
+        where = str(r.time) if timed else fmt(r.row)
+        cells = [where, fmt(r.score, 4), fmt(r.p_value, 4), fmt(r.flagged)]
         if ev.labels is not None:
             cells.append("anomaly" if r.label == 1 else "normal")
         for c in r.contributions:

@@ -207,6 +207,8 @@ def evaluate_series_file(
             return Contribution(channels[j], float(shares[r, j]), v, observed=v, expected=e)
         return Contribution(channels[j], float(shares[r, j]), v, v, e, float(low[j]), float(high[j]))
 
+    time_col = getattr(det, "time_column", None)
+    stamps = None if time_col is None else pd.to_datetime(frame[time_col]).to_numpy()
     for r in np.argsort(-rows.score, kind="stable")[:top_n]:
         order = np.argsort(-shares[r], kind="stable")[:3]
         ev.top_rows.append(
@@ -217,6 +219,7 @@ def evaluate_series_file(
                 bool(rows.is_anomaly[r]),
                 None if labels is None else int(labels[r]),
                 [contribution(int(r), int(j)) for j in order],
+                None if stamps is None else str(stamps[r]),
             )
         )
     if labels is not None and labels.any():
