@@ -88,8 +88,9 @@ def test_evaluate_prints_metrics_and_writes_the_report(files, model, capsys):
 
 
 def test_report_without_labels(files, model, capsys):
-    tmp, _, train, _ = files
-    code, _, err = run(["report", model, train, "--out", tmp / "plain.html"], capsys)
+    tmp, df, _, _ = files
+    unlabelled = write(df.drop(columns="label"), tmp / "unlabelled.csv")
+    code, _, err = run(["report", model, unlabelled, "--out", tmp / "plain.html"], capsys)
     assert code == 0, err
     html = (tmp / "plain.html").read_text()
     assert 'data-plot="score-distribution"' in html and 'data-plot="roc"' not in html

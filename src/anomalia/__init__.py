@@ -77,6 +77,7 @@ _NAMES: dict[str, str] = {
     ),
     "read_manifest": ".bundle",
     "Model": ".model",
+    "fit": ".model",
     "load_model": ".model",
     "Evaluation": ".results",
     "ScoredRows": ".results",
@@ -142,6 +143,7 @@ __all__ = [
     "detector_names",
     "diagnose",
     "explain",
+    "fit",
     "get_detector",
     "load",
     "load_model",
@@ -205,7 +207,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names __getattr__ provides
         load,
         make_detector,
     )
-    from .model import Model, load_model
+    from .model import Model, fit, load_model
     from .results import Evaluation, ScoredRows
     from .scoring import (
         POT,

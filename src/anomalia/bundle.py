@@ -85,6 +85,7 @@ def write(folder: str | Path, sections: dict[str, Any], arrays: dict[str, np.nda
     try:
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         save_file(arrays, str(tmp / WEIGHTS))
+        _readable_like_a_new_file(tmp / WEIGHTS)
         digest = sha256(tmp / WEIGHTS)
         created = _dt.datetime.now(_dt.UTC)
         manifest = {
@@ -107,6 +108,14 @@ def write(folder: str | Path, sections: dict[str, Any], arrays: dict[str, np.nda
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _readable_like_a_new_file(path: Path) -> None:
+    """Give ``path`` the mode a newly created file gets (0666 less the umask): safetensors writes 0600, which
+    left the weights unreadable to the group and others that can read the manifest beside them."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _swap_in(tmp: Path, target: Path) -> None:

@@ -13,22 +13,29 @@ time column, resampling and fill are detector arguments) or for detectors fitted
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from . import bundle
 from ._core import BundleError, InputError, ParameterError
-from .data import ImageReading, TabularEncoder, as_arrow
+from .data import MAX_CATEGORIES, ImageReading, TabularEncoder, as_arrow
 from .detectors import BaseDetector
 from .detectors.base import apply_reduce
 from .detectors.persist import detector_section, from_section
 from .explain import occlusion
 from .results import Contributions, ScoredRows
+
+log = logging.getLogger(__name__)
+
+#: A labelled threshold that finds fewer than this share of the labelled anomalies is warned about at fit.
+LOW_RECALL = 0.2
 
 #: Which rows get their top contributing features: every row, flagged rows only, or none.
 EXPLAIN_OPTIONS = ("all", "flagged", "none")
@@ -50,6 +57,8 @@ class Model:
         The model's name (the folder's name when loaded).
     version : str
         The model's version (creation time and weights checksum, written by :mod:`anomalia.bundle`).
+    label_column : str, optional
+        The label column of the fit (1 = anomaly), saved so that ``evaluate`` and ``report`` find it again.
     """
 
     detector: BaseDetector
@@ -57,6 +66,7 @@ class Model:
     name: str = "model"
     version: str = ""
     path: Path | None = None
+    label_column: str | None = None
 
     # ------------------------------------------------------------------ what it reads
     @property
@@ -115,7 +125,10 @@ class Model:
         preprocess = None if self.preprocess is None else self.preprocess.to_dict()
         if isinstance(self.preprocess, TabularEncoder):
             preprocess = {"kind": "table", "encoder": preprocess}
-        manifest = bundle.write(path, {"name": self.name, "detector": section, "preprocess": preprocess}, arrays)
+        sections = {"name": self.name, "detector": section, "preprocess": preprocess}
+        if self.label_column is not None:
+            sections["label_column"] = self.label_column
+        manifest = bundle.write(path, sections, arrays)
         self.path, self.version = Path(path), str(manifest["version"])
         return Path(path)
 
@@ -134,6 +147,7 @@ class Model:
             name=str(manifest.get("name") or folder.resolve().name),
             version=str(manifest.get("version", "")),
             path=folder,
+            label_column=_label_column(manifest.get("label_column")),
         )
         if isinstance(model.preprocess, TabularEncoder):
             n_enc, n_det = len(model.preprocess.feature_names), detector.schema_.n_features
@@ -198,7 +212,7 @@ class Model:
             flags = threshold.predict(scores)
             contributions = Contributions.none(scores.size, names, k)
         else:
-            reduce = _top_shares(k, groups, len(names))
+            reduce = _top_shares(k, groups, len(names), getattr(det, "feature_scale_", None))
             above = threshold.threshold_ if explain == "flagged" else None
             scores, rows, top = det.score_parts(X, above=above, reduce=reduce)
             flags = threshold.predict(scores)
@@ -211,6 +225,7 @@ class Model:
                 contributions = Contributions.none(scores.size, names, k)
             else:
                 found = Contributions(tuple(names), top[:, k:].astype(np.int32), top[:, :k].astype(np.float32))
+                found = self._with_values(found, X, rows, groups)
                 contributions = Contributions.scatter(scores.size, rows, found)
         return ScoredRows(
             score=scores,
@@ -239,6 +254,46 @@ class Model:
 
             return decode_features(self.encoder, X)
         return X
+
+    def _with_values(self, found: Contributions, X: Any, rows: np.ndarray, groups: np.ndarray | None) -> Contributions:
+        """``found`` (the top features of ``rows``) with the observed and expected values and normal ranges.
+
+        A contribution names an input column; one that is a single numeric feature gets its values (a one-hot
+        text column gets NaN: its observed and expected categories are in :func:`expected_category`)."""
+        det = self.detector
+        low, high = getattr(det, "feature_low_", None), getattr(det, "feature_high_", None)
+        if low is None or high is None:
+            return found
+        if self.input_kind == "series":
+            series = det._series(X)  # type: ignore[attr-defined]
+            observed_all = series.to_rows(series.values)
+            exp_all = det.expected(X)
+            observed = observed_all[rows]
+            expected = None if exp_all is None else exp_all[rows]
+        else:
+            observed = np.asarray(X, dtype=np.float64)[rows]
+            expected = det.expected(np.asarray(X)[rows]) if rows.size else None
+        n_features = observed.shape[1]
+        feature = np.arange(n_features)
+        width = np.ones(n_features, dtype=np.int64)
+        if groups is not None and len(groups) != len(found.names):  # input column -> its first feature
+            g = np.asarray(groups)
+            feature = np.searchsorted(g, np.arange(len(found.names)))
+            width = np.bincount(g, minlength=len(found.names))
+        idx = found.index.astype(np.int64)
+        f = feature[idx]
+        single = width[idx] == 1
+        r = np.arange(idx.shape[0])[:, None]
+        nan = np.full(idx.shape, np.nan)
+        obs = np.where(single, observed[r, f], nan)
+        exp = nan if expected is None else np.where(single, expected[r, f], nan)
+        return replace(
+            found,
+            observed=obs,
+            expected=exp,
+            normal_low=np.where(single, np.asarray(low)[f], nan),
+            normal_high=np.where(single, np.asarray(high)[f], nan),
+        )
 
     def encode(self, data: Any, *, row_offset: int = 0) -> np.ndarray:
         """Records (pyarrow Table / RecordBatch or DataFrame) as the detector's float32 features."""
@@ -294,25 +349,39 @@ def _is_numeric_array(data: Any) -> bool:
     return isinstance(data, np.ndarray) and data.dtype.kind in "biuf"
 
 
-def _top_shares(k: int, groups: np.ndarray | None, n_names: int) -> Any:
-    """A ``reduce`` for :meth:`BaseDetector.score_parts`: each row's parts -> shares of the score (summed per
-    input column when one-hot groups are given) -> the ``k`` largest, as ``[shares..., indices...]``.
+def _top_shares(k: int, groups: np.ndarray | None, n_names: int, scale: np.ndarray | None = None) -> Any:
+    """A ``reduce`` for :meth:`BaseDetector.score_parts`: each row's parts (summed per input column when
+    one-hot groups are given) divided by their usual size on held-out normal rows (``scale``: the mean part
+    per feature; None: as they are) -> shares of the row's total -> the ``k`` largest, as
+    ``[shares..., indices...]``.
 
     Runs on each scoring batch in torch, so no table of every row's parts is ever built.
     """
     one_hot = groups is not None and len(groups) != n_names  # else every feature is its own column
     index = torch.from_numpy(np.asarray(groups, dtype=np.int64)) if one_hot else None
+    usual = None
+    if scale is not None:
+        s = torch.from_numpy(np.asarray(scale, dtype=np.float64))
+        if index is not None:  # a one-hot column is compared against its own usual part, as one group
+            s = torch.zeros(n_names, dtype=s.dtype).index_add_(0, index, s)
+        usual = s.clamp_min(torch.finfo(torch.float32).tiny).to(torch.float32)
 
     def reduce(parts: torch.Tensor) -> torch.Tensor:
         p = parts.clamp_min(0.0)
+        if index is not None:
+            p = torch.zeros(p.shape[0], n_names, dtype=p.dtype, device=p.device).index_add_(1, index.to(p.device), p)
+        if usual is not None:
+            p = p / usual.to(p.device, p.dtype)
         total = p.sum(dim=1, keepdim=True)
         shares = torch.where(total > 0, p / total.clamp_min(torch.finfo(p.dtype).tiny), 1.0 / p.shape[1])
-        if index is not None:
-            shares = torch.zeros(p.shape[0], n_names, dtype=p.dtype).index_add_(1, index.to(p.device), shares)
         values, top = torch.topk(shares, k, dim=1)
         return torch.cat([values, top.to(values.dtype)], dim=1)
 
     return reduce
+
+
+def _label_column(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _preprocess(section: Any, folder: Path) -> Preprocess:
@@ -327,6 +396,103 @@ def _preprocess(section: Any, folder: Path) -> Preprocess:
     except (InputError, KeyError, TypeError, AttributeError) as exc:
         raise BundleError(f"the preprocessing in {folder / bundle.MANIFEST} is damaged ({exc}); fit again") from None
     raise BundleError(f"{folder / bundle.MANIFEST} names an unknown preprocessing {section!r}; fit again")
+
+
+def fit(
+    data: Any,
+    model: str = "autoencoder",
+    *,
+    label_column: str | None = None,
+    impute: str | None = None,
+    max_categories: int = MAX_CATEGORIES,
+    drop: Sequence[str] = (),
+    name: str = "model",
+    **params: Any,
+) -> Model:
+    """Fit detector ``model`` on a table of records and return the :class:`Model` (save it with ``.save``).
+
+    ``data`` is a pandas DataFrame or pyarrow Table and may mix numbers, booleans and text: it is encoded as
+    the command line encodes files (numbers as they are, text one-hot, see :class:`~anomalia.data.TabularEncoder`)
+    and the encoding is part of the model, so ``Model.score`` reads raw records of the same kind.
+
+    Parameters
+    ----------
+    model : str
+        A table detector (``anomalia.detector_names()``); ``params`` are its arguments (``epochs=20``...).
+    label_column : str, optional
+        Column with 1 = anomaly, 0 = normal: labelled anomalies are kept out of training and, for a labelled
+        threshold (``threshold="best-f1"``), fit it with the held-out normal rows.
+    impute, max_categories, drop
+        As ``anomalia fit``: ``impute="median"`` fills missing values; text columns with more distinct
+        values than ``max_categories`` are an error; ``drop`` lists columns to ignore.
+    """
+    from .data import as_labels
+    from .detectors import make_detector
+
+    detector = make_detector(model, **params)
+    if detector.input_kind != "table":
+        raise InputError(
+            f"anomalia.fit encodes tables of records; {model!r} reads {detector.input_kind}: fit it directly "
+            f"({type(detector).__name__}(...).fit(X)) and wrap it as Model(detector)"
+        )
+    table = as_arrow(data)
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    rule = detector.threshold_rule()
+    labels = None
+    if label_column is not None:
+        if label_column not in table.column_names:
+            columns = table.column_names[:10]
+            raise InputError(f"the data has no label column {label_column!r}; its columns are {columns}")
+        labels = as_labels(table.column(label_column), label_column)
+    elif rule.needs_labels:
+        raise InputError(f"threshold '{rule.spec}' is fitted on labelled anomalies; pass label_column=")
+    missing = [c for c in drop if c not in table.column_names]
+    if missing:
+        raise InputError(f"drop names column(s) {missing} that the data does not have")
+    exclude = [*drop, *([label_column] if label_column else [])]
+    encoder = TabularEncoder(max_categories=max_categories, impute=impute, exclude=exclude)
+    normal = table if labels is None else table.filter(pa.array(labels == 0))
+    if normal.num_rows == 0:
+        raise InputError(f"every row is labelled as an anomaly in {label_column!r}; fit needs normal rows")
+    X = encoder.fit(normal).transform(normal)
+    import pandas as pd
+
+    detector.fit(pd.DataFrame(X, columns=encoder.feature_names, copy=False))
+    if rule.needs_labels:
+        assert labels is not None
+        if not labels.any():
+            raise InputError(f"threshold '{rule.spec}' needs labelled anomalies, but {label_column!r} marks none")
+        anomalies = table.filter(pa.array(labels == 1))
+        fit_labelled_threshold(detector, normal.num_rows, detector.anomaly_score(encoder.transform(anomalies)))
+    return Model(detector, encoder, name=name, label_column=label_column)
+
+
+def fit_labelled_threshold(detector: BaseDetector, n_normal: int, anomaly_scores: np.ndarray) -> None:
+    """Fit the detector's labelled threshold rule on its held-out normal scores and labelled anomaly scores.
+
+    The held-out normal rows were never trained on; each of their scores counts for the normal rows it
+    stands for (``n_normal`` in all), so precision reflects the data's share of anomalies. A rule that finds
+    fewer than :data:`LOW_RECALL` of the labelled anomalies is logged as a warning.
+    """
+    normal_scores = detector.calibration_scores_
+    weight = max(1, round(n_normal / normal_scores.size))
+    scores = np.r_[np.repeat(normal_scores, weight), anomaly_scores]
+    y_val = np.r_[np.zeros(normal_scores.size * weight), np.ones(anomaly_scores.size)].astype(np.int64)
+    detector.fit_threshold(y=y_val, scores=scores)
+    info = detector.fitted_threshold().info_
+    recall = info.get("recall")
+    if recall is not None and recall < LOW_RECALL:
+        log.warning(
+            "threshold '%s' flags only %d of the labelled anomalies (%d, recall %.3f; precision %.3f) on the "
+            "validation set: most anomalies would be missed. Lower the precision target, or use best-f1 or "
+            "recall:R",
+            detector.fitted_threshold().spec,
+            round(recall * anomaly_scores.size),
+            anomaly_scores.size,
+            recall,
+            info.get("precision", float("nan")),
+        )
 
 
 def load_model(path: str | Path) -> Model:

@@ -19,25 +19,61 @@ import pyarrow as pa
 
 @dataclass(frozen=True)
 class Contributions:
-    """The top ``k`` contributing features of each row: indices into ``names`` and their shares of the score.
+    """The top ``k`` contributing features of each row: indices into ``names`` and their shares.
 
-    Rows that were not explained hold index -1 and share NaN.
+    A feature's share is its part of the row's score divided by that feature's usual part on held-out normal
+    rows, normalised over the row's features: what is unusual *for that feature* (an input column's one-hot
+    features are compared as one group against the group's own usual part). Models saved before 0.2 have no
+    usual parts: their shares are plain shares of the score.
+
+    ``observed`` / ``expected`` (the value the row has and the value the model expected: a reconstruction or
+    a forecast, in the input's units) and ``normal_low`` / ``normal_high`` (the feature's range on held-out
+    normal rows) are (n, k) floats, NaN where they do not apply (a one-hot text column, a detector that
+    predicts no values, an unexplained row); None when not computed. Rows that were not explained hold
+    index -1 and share NaN.
     """
 
     names: tuple[str, ...]
     index: np.ndarray  # (n, k) int32
     share: np.ndarray  # (n, k) float32
+    observed: np.ndarray | None = None  # (n, k) float64
+    expected: np.ndarray | None = None
+    normal_low: np.ndarray | None = None
+    normal_high: np.ndarray | None = None
+
+    #: The value fields, in output order (columns ``top_<field>_i``).
+    VALUE_FIELDS = ("observed", "expected", "normal_low", "normal_high")
 
     @property
     def k(self) -> int:
         return int(self.index.shape[1])
 
+    @property
+    def has_values(self) -> bool:
+        return self.observed is not None
+
     def of(self, i: int) -> list[tuple[str, float]]:
         """(feature, share) pairs of row ``i``, largest first; empty when the row was not explained."""
         return [(self.names[j], float(s)) for j, s in zip(self.index[i], self.share[i], strict=True) if j >= 0]
 
+    def values_of(self, i: int) -> list[dict[str, float | None]]:
+        """Row ``i``'s ``observed``, ``expected``, ``normal_low``, ``normal_high`` per explained feature
+        (None where not known), in the order of :meth:`of`."""
+        out = []
+        for pos, j in enumerate(self.index[i]):
+            if j < 0:
+                continue
+            rec: dict[str, float | None] = {}
+            for name in self.VALUE_FIELDS:
+                arr = getattr(self, name)
+                v = None if arr is None else float(arr[i, pos])
+                rec[name] = None if v is None or v != v else v
+            out.append(rec)
+        return out
+
     def take(self, rows: np.ndarray | slice) -> Contributions:
-        return Contributions(self.names, self.index[rows], self.share[rows])
+        values = {f: None if getattr(self, f) is None else getattr(self, f)[rows] for f in self.VALUE_FIELDS}
+        return Contributions(self.names, self.index[rows], self.share[rows], **values)
 
     @staticmethod
     def none(n: int, names: Sequence[str], k: int) -> Contributions:
@@ -49,7 +85,28 @@ class Contributions:
         """``top`` (of ``rows``) placed in a table of ``n`` rows; the other rows unexplained."""
         out = Contributions.none(n, top.names, top.k)
         out.index[rows], out.share[rows] = top.index, top.share
-        return out
+        if not top.has_values:
+            return out
+        values = {}
+        for f in Contributions.VALUE_FIELDS:
+            arr = np.full((n, top.k), np.nan)
+            arr[rows] = getattr(top, f)
+            values[f] = arr
+        return replace(out, **values)
+
+    @staticmethod
+    def concat(parts: Sequence[Contributions]) -> Contributions:
+        """The rows of several, in order (same names)."""
+        first = parts[0]
+        values = {}
+        if all(p.has_values for p in parts):
+            values = {f: np.concatenate([getattr(p, f) for p in parts]) for f in Contributions.VALUE_FIELDS}
+        return Contributions(
+            first.names,
+            np.concatenate([p.index for p in parts]),
+            np.concatenate([p.share for p in parts]),
+            **values,
+        )
 
 
 @dataclass
@@ -109,6 +166,9 @@ class ScoredRows:
                 share = pa.array(c.share[:, i], mask=miss) if miss.any() else pa.array(c.share[:, i])
                 cols[f"top_feature_{i + 1}"] = pa.DictionaryArray.from_arrays(idx, names)
                 cols[f"top_share_{i + 1}"] = share
+                for f in Contributions.VALUE_FIELDS:  # always there (null when not known): one schema per file
+                    v = getattr(c, f)[:, i] if c.has_values else np.full(n, np.nan)
+                    cols[f"top_{f}_{i + 1}"] = pa.array(v, type=pa.float64(), mask=np.isnan(v))
         assert all(len(v) == n for v in cols.values()), "every output column has one value per row"
         return pa.table(cols)
 
@@ -128,7 +188,11 @@ class ScoredRows:
             if self.time is not None:
                 rec[self.time_name] = str(self.time[i])
             if self.contributions is not None:
-                rec["contributions"] = [{"feature": f, "share": s} for f, s in self.contributions.of(i)]
+                c = self.contributions
+                rec["contributions"] = [{"feature": f, "share": s} for f, s in c.of(i)]
+                if c.has_values:
+                    for entry, values in zip(rec["contributions"], c.values_of(i), strict=True):
+                        entry.update(values)
             out.append(rec)
         return out
 
@@ -145,12 +209,7 @@ class ScoredRows:
 
         contributions = None
         if first.contributions is not None:
-            cs = [p.contributions for p in parts]
-            contributions = Contributions(
-                first.contributions.names,
-                np.concatenate([c.index for c in cs if c is not None]),
-                np.concatenate([c.share for c in cs if c is not None]),
-            )
+            contributions = Contributions.concat([p.contributions for p in parts if p.contributions is not None])
         return ScoredRows(
             score=cat("score"),
             p_value=cat("p_value"),
@@ -170,11 +229,18 @@ class ScoredRows:
 # ------------------------------------------------------------------------------------------------ evaluations
 @dataclass
 class Contribution:
-    """One feature's part in a row's score: its share and the value the row has."""
+    """One feature's part in a row's score: its share (relative to the feature's usual error, see
+    :class:`Contributions`), the value the row has (``value``, as read), and, where known, the value
+    observed and expected by the model (a reconstruction or forecast, in the input's units; for a one-hot
+    text column the category it expected) and the feature's normal range on held-out normal rows."""
 
     feature: str
     share: float
     value: Any
+    observed: Any = None
+    expected: Any = None
+    normal_low: float | None = None
+    normal_high: float | None = None
 
 
 @dataclass
@@ -187,6 +253,8 @@ class TopRow:
     flagged: bool
     label: int | None
     contributions: list[Contribution]
+    #: The step's timestamp (series with a time axis), shown instead of the row number.
+    time: str | None = None
 
 
 @dataclass

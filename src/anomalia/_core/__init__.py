@@ -5,7 +5,6 @@ from .exceptions import (
     BundleError,
     InputError,
     InputTypeError,
-    NotFittedError,
     ParameterError,
     SchemaError,
     ThresholdError,
@@ -45,3 +44,13 @@ __all__ = [
     "child_seed",
     "find_runs",
 ]
+
+
+def __getattr__(name: str) -> object:  # NotFittedError subclasses scikit-learn's: imported on first use
+    if name == "NotFittedError":
+        from . import exceptions
+
+        value = exceptions.NotFittedError
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

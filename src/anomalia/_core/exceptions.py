@@ -2,7 +2,8 @@
 
 Every error names the argument, what was expected and what came, and says how to fix it. Each class also
 inherits the built-in it refines, so a plain ``except ValueError`` keeps working (and NotFittedError is
-scikit-learn's, so model-selection tools recognise it; the one import of ``_core`` beyond numpy)::
+scikit-learn's, so model-selection tools recognise it; the one import of ``_core`` beyond numpy, made on
+first use of the name so that ``import anomalia._core`` stays light for the command line)::
 
     Exception
      └── AnomaliaError
@@ -17,7 +18,7 @@ scikit-learn's, so model-selection tools recognise it; the one import of ``_core
 
 from __future__ import annotations
 
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
+from typing import Any
 
 
 class AnomaliaError(Exception):
@@ -44,9 +45,22 @@ class ParameterError(AnomaliaError, ValueError):
     """A constructor argument outside its allowed values; raised when ``fit`` checks the arguments."""
 
 
-class NotFittedError(AnomaliaError, _SkNotFittedError):
-    """An inference method was called before ``fit``."""
-
-
 class BundleError(AnomaliaError, ValueError):
     """A saved model folder that cannot be loaded (missing, corrupted, other format version)."""
+
+
+def _not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
+    class NotFittedError(AnomaliaError, _SkNotFittedError):
+        """An inference method was called before ``fit``."""
+
+    NotFittedError.__module__ = __name__
+    return NotFittedError
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: NotFittedError needs scikit-learn, imported on first use
+    if name == "NotFittedError":
+        cls = globals()["NotFittedError"] = _not_fitted_error()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

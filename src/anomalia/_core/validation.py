@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import InputError, InputTypeError, NotFittedError, SchemaError
+from . import exceptions
+from .exceptions import InputError, InputTypeError, SchemaError
 
 #: At least this many rows are needed to fit: a part is held out for calibration and early stopping.
 MIN_FIT_ROWS = 4
@@ -52,7 +53,8 @@ def _frame_to_array(X: Any, name: str) -> tuple[np.ndarray, tuple[str, ...], tup
         shown = ", ".join(f"{c!r} ({X[c].dtype})" for c in bad[:5]) + (" ..." if len(bad) > 5 else "")
         raise InputTypeError(
             f"{name} has non-numeric columns: {shown}. Encode them as numbers first "
-            "(e.g. pandas.get_dummies for categories) or drop them; the command line encodes them for you."
+            "(e.g. pandas.get_dummies for categories) or drop them; or use anomalia.fit(df, model), which encodes "
+            "them as the command line does and saves the encoding in the model."
         )
     return X.to_numpy(dtype=np.float32), columns, dtypes
 
@@ -162,7 +164,8 @@ def check_schema(schema: Schema, fitted: Schema, *, name: str = "X") -> None:
 def check_is_fitted(estimator: Any, attribute: str = "schema_") -> None:
     """Raise :class:`NotFittedError` unless ``estimator`` has the learned ``attribute``."""
     if not hasattr(estimator, attribute):
-        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet; call fit(X_normal) before using it")
+        name = type(estimator).__name__
+        raise exceptions.NotFittedError(f"this {name} is not fitted yet; call fit(X_normal) before using it")
 
 
 def check_labels(y: Any, n: int, *, name: str = "y") -> np.ndarray:

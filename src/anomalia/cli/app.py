@@ -51,8 +51,20 @@ FIT_KEYS = (
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ..bundle import package_version  # the installed distribution's version, as manifests record it
+
+        console.print(f"anomalia {package_version()}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """anomalia: learn normal behaviour from normal data and flag what departs from it.
 
     Typical run: `anomalia fit data.csv --out model/`, then `anomalia score model/ new.csv --out scores.csv`,
@@ -174,6 +186,7 @@ def fit(
     """Learn normal behaviour from a table or series file, or an image folder, and save the model folder."""
     from ..detectors import get_detector
     from ..workflows import choose_detector, fit, load_run_file, parse_params
+    from ..workflows.checks import check_fit_out, merge_params
 
     given = {
         "data": data,
@@ -193,11 +206,16 @@ def fit(
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
     opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
+    if set_ and run.get("set"):  # --set on top of the run file's set: block, key by key
+        opts["set"] = merge_params(run["set"], set_)
     if opts["data"] is None:
         raise InputError("no data: give DATA (or 'data:' in the run file)")
     if opts["out"] is None:
         raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
     drop_cols = opts["drop"] or []
+    if opts["max_categories"] is not None and int(opts["max_categories"]) < 1:
+        raise InputError(f"--max-categories must be at least 1; got {opts['max_categories']}")
+    check_fit_out(str(opts["out"]))
     name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"], opts["text_column"])
     epochs = parse_params(name, opts["set"]).get("epochs", get_detector(name)().get_params().get("epochs"))
     progress, on_epoch, live, task = _epoch_progress(name, epochs)
@@ -211,7 +229,7 @@ def fit(
             threshold=opts["threshold"],
             contaminated=bool(opts["contaminated"]),
             impute=opts["impute"],
-            max_categories=int(opts["max_categories"] or 50),
+            max_categories=50 if opts["max_categories"] is None else int(opts["max_categories"]),
             drop=[drop_cols] if isinstance(drop_cols, str) else list(drop_cols),
             time_column=opts["time_column"],
             image_size=_image_size(opts["image_size"]),
@@ -251,7 +269,9 @@ def _fit_rows(result: Any, labelled: bool) -> list[tuple[str, Any]]:
     kind = result.kind
     if kind == "series":
         data = f"{result.data} ({result.n_rows:,} steps × {result.n_features} channels, step {result.step})"
-        trained, held = f"the first {result.n_train:,} steps", f"the last {result.n_calibration:,} steps"
+        share = result.n_calibration / max(result.n_rows, 1)
+        trained = f"the first {result.n_train:,} steps"
+        held = f"the last {result.n_calibration:,} steps ({share:.1%} of the series; 20 %, at most about 2,000)"
     elif kind == "images":
         data = f"{result.data} ({result.n_rows:,} normal images of shape {result.image_shape})"
         trained, held = f"{result.n_train:,} images", f"{result.n_calibration:,} images"
@@ -266,6 +286,11 @@ def _fit_rows(result: Any, labelled: bool) -> list[tuple[str, Any]]:
     ]
     if labelled and kind == "table":
         rows.append(("labelled anomalies (not trained on)", result.n_excluded_anomalies))
+    if labelled and kind == "series":
+        left_out = f"{result.n_excluded_anomalies:,} steps ({result.n_excluded_windows:,} windows holding them)"
+        rows.append(("labelled anomaly steps (not trained on)", left_out))
+    if result.n_threshold_anomalies:
+        rows.append(("threshold fitted on", f"{result.n_threshold_anomalies:,} test/<defect> images"))
     if kind == "table":
         rows.append(("input columns → features", f"{result.n_input_columns} → {result.n_features}"))
     hist = result.history[-1] if result.history else {}
@@ -326,6 +351,9 @@ def score(
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
+    from ..workflows.checks import check_score_args
+
+    check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k)
 
     if runtime not in ("torch", "onnx"):
         raise InputError(f"--runtime must be torch or onnx; got {runtime!r}")
@@ -425,6 +453,7 @@ def evaluate(
     report: str | None = typer.Option(None, "--report", help="Also write the HTML report to this file."),
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics and operating points as JSON."),
 ) -> None:
     """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
     from ..workflows import evaluate
@@ -440,7 +469,12 @@ def evaluate(
             require_labels=True,
             progress=update,
         )
-    _print_evaluation(ev)
+    if as_json:
+        from ..workflows.checks import evaluation_json
+
+        console.print_json(evaluation_json(ev))
+    else:
+        _print_evaluation(ev)
     if report:
         _write_report(ev, report)
 
@@ -490,27 +524,24 @@ def models(ctx: typer.Context) -> None:
     """List the registered detectors and their parameters (defaults in brackets)."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..detectors import detector_names, get_detector
+    from .catalog import DETECTORS  # a static copy of the registry: no torch import to list them
 
     table = Table(title="Detectors (use with `anomalia fit --model NAME --set key=value`)", title_justify="left")
     table.add_column("name", style="bold")
+    table.add_column("reads")
     table.add_column("class")
-    table.add_column("parameters [default]")
-    for name in detector_names():
-        cls = get_detector(name)
-        params = cls().get_params(deep=False)
-        text = ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        table.add_row(name, f"{cls.__name__}\n[dim]{doc}[/]", text)
+    table.add_column(escape("parameters [default]"))
+    for name, (cls_name, kind, doc, text) in DETECTORS.items():
+        table.add_row(name, kind, f"{cls_name}\n[dim]{escape(doc)}[/]", text)
     console.print(table)
 
 
 @app.command()
 def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder.")) -> None:
     """Show a saved model's manifest: detector, schema, threshold, training data, versions."""
-    from ..workflows import model_info
+    from .catalog import manifest_info  # the manifest only: no torch import
 
-    i = model_info(model_dir)
+    i = manifest_info(model_dir)
     schema = i["schema"]
     kind = i["input_kind"]
     cols = schema.get("columns") or []
@@ -521,6 +552,8 @@ def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folde
         ("name · version", f"{i['name']} · {i['version']}"),
         ("detector", f"{i['detector']} ({kind})"),
         ("parameters", ", ".join(f"{k}={v}" for k, v in sorted(i["params"].items()) if v is not None)),
+        ("network layers", i["layers"] or "—"),
+        ("label column", i["label_column"] or "— (none given at fit)"),
         ("values used", ", ".join(f"{k}={v}" for k, v in i["effective"].items()) or "—"),
         ("features", f"{schema.get('n_features')}: {', '.join(map(str, cols[:12]))}{' ...' if len(cols) > 12 else ''}"),
         ("threshold", f"{thr.get('spec', '—')} → score > {_fmt(thr.get('threshold'), 4)}"),

@@ -11,7 +11,7 @@ from .images import (
     read_images,
     read_masks,
 )
-from .labels import as_labels
+from .labels import as_labels, label_like_columns, label_like_warning
 from .readers import (
     BATCH_ROWS,
     check_columns,
@@ -43,6 +43,8 @@ __all__ = [
     "count_rows",
     "is_image_folder",
     "iter_batches",
+    "label_like_columns",
+    "label_like_warning",
     "n_windows",
     "per_step",
     "prefetch",

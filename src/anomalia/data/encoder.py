@@ -84,6 +84,21 @@ def _strings(col: Any) -> Any:
     return col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
 
 
+def _non_numbers(col: Any) -> tuple[int, list[tuple[int, str]]]:
+    """(count of values that parse as numbers, the first few (row, value) that do not) of a text column."""
+    n_numbers, bad = 0, []
+    for i, v in enumerate(_strings(col).to_pylist()):
+        if v is None or not str(v).strip():
+            continue
+        try:
+            float(str(v).replace(" ", ""))
+            n_numbers += 1
+        except ValueError:
+            if len(bad) < 3:
+                bad.append((i, str(v)))
+    return n_numbers, bad
+
+
 def _rows_text(rows: np.ndarray, offset: int) -> str:
     return f"{rows.size} row(s) (first: {(rows[:5] + offset).tolist()})"
 
@@ -138,6 +153,14 @@ class TabularEncoder:
                 values_ = counts.field("values").to_pylist()
                 freq = counts.field("counts").to_numpy()
                 if len(values_) > self.max_categories:
+                    n_numbers, bad = _non_numbers(col)
+                    if bad and n_numbers >= 0.9 * (len(col) - col.null_count):
+                        shown = ", ".join(f"row {r}: {v!r}" for r, v in bad)
+                        raise InputError(
+                            f"column {name!r} holds numbers except in a few cells ({shown}; rows count from 0 "
+                            "after the header); fix or empty those cells (empty cells need --impute median), "
+                            f"or drop the column (--drop {name})"
+                        )
                     raise InputError(
                         f"column {name!r} holds text with {len(values_)} distinct values, more than the "
                         f"{self.max_categories} that are one-hot encoded; drop it (--drop {name}) if it is an "
@@ -219,10 +242,15 @@ class TabularEncoder:
 
     def _numeric(self, code: ColumnCode, col: Any, row_offset: int) -> np.ndarray:
         if _kind(code.name, col.type) != "numeric":
-            example = next((v for v in col.to_pylist() if v is not None), None)
             what = "text" if _kind(code.name, col.type) == "category" else str(col.type)
+            _, bad = _non_numbers(col) if what == "text" else (0, [])
+            if bad:
+                row, value = bad[0]
+                example = f"first non-number {value!r} in row {row + row_offset}"
+            else:
+                example = f"e.g. {next((v for v in col.to_pylist() if v is not None), None)!r}"
             raise SchemaError(
-                f"column {code.name!r} held numbers at fit but holds {what} here (e.g. {example!r}); "
+                f"column {code.name!r} held numbers at fit but holds {what} here ({example}); "
                 "the file's schema differs from the model's"
             )
         values = _numbers(col)

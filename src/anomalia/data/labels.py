@@ -10,6 +10,47 @@ import pyarrow.compute as pc
 
 from .._core import InputError
 
+#: Column names that usually hold labels (compared lower-case, with spaces and dashes read as ``_``).
+LABEL_LIKE_NAMES = frozenset(
+    {
+        "label",
+        "labels",
+        "anomaly",
+        "anomalies",
+        "is_anomaly",
+        "is_anomalous",
+        "anomalous",
+        "anomaly_label",
+        "outlier",
+        "is_outlier",
+        "target",
+        "y",
+        "class",
+        "ground_truth",
+        "fraud",
+        "is_fraud",
+        "attack",
+        "is_attack",
+    }
+)
+
+
+def label_like_columns(columns: Any) -> list[str]:
+    """The names among ``columns`` that look like a label column (``label``, ``is_anomaly``, ``target``, ...)."""
+    return [str(c) for c in columns if str(c).strip().lower().replace(" ", "_").replace("-", "_") in LABEL_LIKE_NAMES]
+
+
+def label_like_warning(columns: Any, where: str) -> str | None:
+    """The warning for label-like ``columns`` used as features (None when there are none)."""
+    found = label_like_columns(columns)
+    if not found:
+        return None
+    names = ", ".join(repr(c) for c in found)
+    return (
+        f"column {names} looks like a label but {where} uses it as a feature: a model that reads the answer "
+        f"is not measured honestly. Give it as --label-column {found[0]} (or --drop {found[0]}) when fitting"
+    )
+
 _WORDS = {
     "1": 1,
     "0": 0,

@@ -7,6 +7,7 @@ or :class:`SchemaError` that names the file and says what to do, so the command 
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,16 +46,86 @@ def _check_exists(path: str | Path) -> Path:
     return p
 
 
+#: Bytes read from the start of a CSV file to check its encoding and find its delimiter.
+SNIFF_BYTES = 1 << 16
+#: Delimiters recognised from a CSV header when the file is not comma-separated.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_csv(path: Path) -> tuple[str, str]:
+    """(delimiter, decimal point) of a CSV file, from its first lines; a file that is not UTF-8 or has a
+    repeated column name raises :class:`InputError` saying how to fix it.
+
+    The delimiter is the one of ``, ; TAB |`` that splits the header into the most columns and gives the
+    same count on the next lines (``.tsv`` files are tab-separated); with ``;`` and numbers written ``0,5``
+    the decimal point is a comma (the European convention)."""
+    if path.suffix.lower() in (".gz", ".bz2", ".zst"):
+        return ("\t" if ".tsv" in [x.lower() for x in path.suffixes] else ","), "."
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not merely a character cut at the end of the sample
+            byte = head[exc.start : exc.start + 1].hex()
+            raise InputError(
+                f"{path} is not UTF-8 text (byte 0x{byte} at offset {exc.start}); it is probably Latin-1 / "
+                f"Windows-1252. Convert it first, e.g. iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}"
+            ) from None
+        text = head[: exc.start].decode("utf-8")
+    lines = [line for line in text.splitlines()[:20] if line.strip()]
+    if not lines:
+        return ",", "."
+    if len(lines) > 1 and len(text) == len(head.decode("utf-8", "ignore")) and len(head) == SNIFF_BYTES:
+        lines = lines[:-1]  # the last line of a cut sample may be incomplete
+    header = lines[0].lstrip("\ufeff")
+    if path.suffix.lower() == ".tsv":
+        delimiter = "\t"
+    else:
+        counts = {d: header.count(d) for d in DELIMITERS}
+        consistent = [d for d in DELIMITERS if counts[d] and all(line.count(d) == counts[d] for line in lines[1:])]
+        delimiter = max(consistent, key=lambda d: counts[d]) if consistent else ","
+    names = [n.strip().strip('"') for n in header.split(delimiter)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(
+            f"{path}: the header names column(s) {repeated} more than once; give every column its own name"
+        )
+    decimal = "."
+    if delimiter == ";" and any(_DECIMAL_COMMA.search(line) for line in lines[1:]):
+        decimal = ","
+    return delimiter, decimal
+
+
+_DECIMAL_COMMA = re.compile(r"(^|;)\s*-?\d+,\d+\s*(;|$)")
+
+
 def _csv_options(path: Path, column_types: dict[str, pa.DataType] | None = None) -> dict[str, Any]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    delimiter, decimal = sniff_csv(path)
     return {
         "parse_options": pacsv.ParseOptions(delimiter=delimiter),
-        "convert_options": pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=column_types or {}, strings_can_be_null=True, decimal_point=decimal
+        ),
     }
+
+
+_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'")
 
 
 def _unreadable(path: Path, exc: BaseException) -> InputError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    bad = _CONVERSION.search(first)
+    if bad:
+        index, typ, value = int(bad.group(1)), bad.group(2), bad.group(3)
+        try:
+            name = repr(table_columns(path)[index])
+        except (InputError, IndexError):
+            name = f"#{index}"
+        return InputError(
+            f"{path}: column {name} holds {typ} numbers (as when the model was fitted) but also the value "
+            f"{value!r}; fix or empty that cell, or drop the column when fitting"
+        )
     return InputError(
         f"{path} could not be read as {table_format(path).upper()} ({first}); check that the file is intact"
     )
@@ -73,6 +144,8 @@ def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Tab
         if columns is not None:
             opts["convert_options"].include_columns = list(columns)
         return pacsv.read_csv(p, **opts)
+    except InputError:  # a problem sniff_csv found, already said in full
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _unreadable(p, exc) from None
 
@@ -85,6 +158,8 @@ def table_columns(path: str | Path) -> list[str]:
             return list(pq.read_schema(p).names)
         with pacsv.open_csv(p, **_csv_options(p)) as reader:
             return list(reader.schema.names)
+    except InputError:  # a problem sniff_csv found, already said in full
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _unreadable(p, exc) from None
 
@@ -140,6 +215,8 @@ def iter_batches(
         opts["read_options"] = pacsv.ReadOptions(block_size=max(1 << 20, min(batch_rows * width * 12, 1 << 28)))
         with pacsv.open_csv(p, **opts) as reader:
             yield from reader
+    except InputError:  # a problem sniff_csv found, already said in full
+        raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _unreadable(p, exc) from None
 

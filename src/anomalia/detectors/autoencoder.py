@@ -71,6 +71,9 @@ class AutoEncoder(ShapeDefaults, DeepDetector):
     def _row_feature_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return (net(xb) - xb).pow(2)
 
+    def _row_expected(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return net(xb)
+
     def _row_parts(self, net: nn.Module, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         parts = net(xb).sub_(xb).pow_(2)
         return parts.mean(dim=1), parts

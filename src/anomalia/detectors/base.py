@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 MAX_CALIBRATION_ROWS = 5000
 #: Earlier normal rows kept (in memory, or saved with ``keep_rows``) to mix into ``partial_fit``.
 REPLAY_ROWS = 2000
+#: The quantiles of held-out normal values shown as a feature's normal range in explanations.
+NORMAL_RANGE = (0.005, 0.995)
+#: Held-out rows at most whose per-feature parts give each feature's normal error scale.
+MAX_SCALE_ROWS = 2000
 
 COMMON_RULES: dict[str, list[Rule]] = {
     "contamination": [interval(0.0, 0.5, closed="right"), options(None)],
@@ -166,6 +170,9 @@ class BaseDetector(OutlierMixin, BaseEstimator):
             "state": {},
         }
         arrays = {"feature_median": self.feature_median_}
+        for key in ("feature_scale", "feature_low", "feature_high"):
+            if getattr(self, key + "_", None) is not None:
+                arrays[f"explain.{key}"] = np.asarray(getattr(self, key + "_"), dtype=np.float64)
         if self.keep_rows and hasattr(self, "replay_"):
             arrays["buffer.replay"] = self.replay_
             arrays["buffer.calibration_rows"] = self.calibration_rows_
@@ -186,6 +193,8 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         if "buffer.replay" in arrays:  # saved with keep_rows (or by anomalia 0.1, which always kept them)
             self.replay_ = arrays["buffer.replay"]
             self.calibration_rows_ = arrays["buffer.calibration_rows"]
+        for key in ("feature_scale", "feature_low", "feature_high"):  # saved since 0.2; None in older folders
+            setattr(self, key + "_", arrays.get(f"explain.{key}"))
         if "feature_median" in arrays:
             self.feature_median_ = arrays["feature_median"]
         elif hasattr(self, "replay_"):  # 0.1: the median of the replayed rows, as its occlusion used
@@ -251,7 +260,31 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         self.calibration_rows_ = _subsample(arr[cal_idx], REPLAY_ROWS, rng)
         self.feature_median_ = _median(self.replay_)
         self._calibrate(self._score(arr[cal_idx]))
+        self._learn_normal_parts(arr[cal_idx])
         return self
+
+    def _learn_normal_parts(self, rows: np.ndarray, skip: int = 0) -> None:
+        """What explanations compare against, from held-out normal ``rows`` (tables and series only):
+        ``feature_scale_``, each feature's mean part of the score (None without a decomposition), and
+        ``feature_low_`` / ``feature_high_``, its normal range (the 0.5 % and 99.5 % quantiles of its values).
+        ``skip`` leading rows are context only (the warm-up of a series)."""
+        self.feature_scale_ = self.feature_low_ = self.feature_high_ = None
+        if self.input_kind == "images" or rows.shape[0] <= skip:
+            return
+        values = rows[skip:].reshape(rows.shape[0] - skip, -1)
+        low, high = np.quantile(values, [NORMAL_RANGE[0], NORMAL_RANGE[1]], axis=0)
+        self.feature_low_, self.feature_high_ = low.astype(np.float64), high.astype(np.float64)
+        try:
+            parts = np.asarray(self._feature_scores(rows[-MAX_SCALE_ROWS - skip :]), dtype=np.float64)[skip:]
+        except NotImplementedError:
+            return
+        scale = np.maximum(parts, 0.0).mean(axis=0) if parts.shape[0] else np.ones(values.shape[1])
+        self.feature_scale_ = np.maximum(scale, max(float(scale.max()), 1e-12) * 1e-6)
+
+    def expected(self, X: Any) -> np.ndarray | None:
+        """The values the model expected for each row (a reconstruction, or a forecast), in the input's units;
+        None for a detector that makes no such prediction (isolation forest, PCA)."""
+        return None
 
     def _calibrate(self, calibration_scores: np.ndarray) -> None:
         self.calibrator_ = Calibrator(calibration_scores)

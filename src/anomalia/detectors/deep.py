@@ -84,6 +84,29 @@ class DeepDetector(BaseDetector):
         """(score, per-feature parts) of a standardised batch; subclasses get both from one forward pass."""
         return self._row_score(net, xb), self._row_feature_scores(net, xb)
 
+    def _row_expected(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor | None:
+        """The standardised values the network expected for a standardised batch (its reconstruction);
+        None when it makes no such prediction."""
+        return None
+
+    def expected(self, X: Any) -> np.ndarray | None:
+        """The reconstruction of each row in the input's units (see :meth:`BaseDetector.expected`)."""
+        check_is_fitted(self)
+        arr = np.asarray(X, dtype=np.float32)
+        out = []
+        net = self.net_.eval()
+        with torch.inference_mode():
+            for start in range(0, arr.shape[0], self._score_batch()):
+                zb = to_tensor(self.scaler_.transform(arr[start : start + self._score_batch()]), self.device_)
+                rec = self._row_expected(net, zb.reshape(zb.shape[0], -1))
+                if rec is None:
+                    return None
+                out.append(rec.cpu().numpy().astype(np.float64))
+        if not out:
+            return np.zeros(arr.shape, dtype=np.float64)
+        z = np.concatenate(out).reshape(arr.shape[0], -1)
+        return z * self.scaler_.scale.reshape(-1).astype(np.float64) + self.scaler_.mean.reshape(-1)
+
     # ---------------------------------------------------------------- training
     def _trim_fraction(self) -> float:
         """Share of each batch kept out of the gradient: ``contamination`` (0.1 if only ``robust=True``)."""

@@ -20,6 +20,9 @@ class _Forecaster(SeriesDetector):
     def _sample_errors(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
         return (net(wb[:, :-1]) - wb[:, -1]).pow(2)
 
+    def _sample_expected(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
+        return net(wb[:, :-1])
+
 
 @register("lstm-forecaster")
 class LSTMForecaster(_Forecaster):

@@ -48,3 +48,6 @@ class LSTMAutoEncoder(SeriesDetector):
 
     def _sample_errors(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
         return (net(wb) - wb).pow(2).mean(dim=1)
+
+    def _sample_expected(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
+        return net(wb)[:, -1]

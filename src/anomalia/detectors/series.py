@@ -115,6 +115,11 @@ class SeriesDetector(DeepDetector):
         errors = self._sample_errors(net, wb)
         return errors.mean(dim=1), errors
 
+    def _sample_expected(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor | None:
+        """The standardised values the network expected at the last step of each sample (batch, channels):
+        the forecast, or the reconstruction of that step; None when it makes no such prediction."""
+        return None
+
     # ---------------------------------------------------------------- input
     def _series(self, X: Any, name: str = "X") -> Series:
         if isinstance(X, Series):
@@ -155,18 +160,58 @@ class SeriesDetector(DeepDetector):
         return np.arange(n_train), np.arange(n_train - span + 1, n)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, X: Any, y: Any = None, *, callback: Any = None) -> SeriesDetector:
+    def fit(self, X: Any, y: Any = None, *, callback: Any = None, labels: Any = None) -> SeriesDetector:
         """Learn normal behaviour from a series of normal data (see :meth:`BaseDetector.fit`).
 
         The first ``1 - calibration_fraction`` of the steps train the network (the last part of those,
         ``validation_fraction``, stops training early); the last ``calibration_fraction`` calibrates.
+
+        ``labels`` (optional, one 0/1 per row of ``X``, 1 = a known anomaly) keeps every window that holds a
+        labelled step out of the training loss and out of the calibration scores; ``n_excluded_steps_``
+        counts the labelled steps and ``n_excluded_windows_`` the training and calibration windows left out.
         """
         self._check_params()
         series = self._series(X)
-        super().fit(series, callback=callback)
+        self._labelled = None if labels is None else self._step_labels(series, labels)
+        self.n_excluded_windows_ = 0
+        try:
+            super().fit(series, callback=callback)
+        finally:
+            mask, self._labelled = self._labelled, None
+        self.n_excluded_steps_ = 0 if mask is None else int(mask.sum())
         self.step_ = series.step
-        self._remember(series, series.values[: self.n_train_rows_][-REPLAY_ROWS:])
+        train = series.values[: self.n_train_rows_]
+        if mask is not None:
+            train = train[~mask[: self.n_train_rows_]]
+        self._remember(series, train[-REPLAY_ROWS:])
         return self
+
+    @staticmethod
+    def _step_labels(series: Series, labels: Any) -> np.ndarray:
+        """Row labels -> one bool per step of ``series`` (a resampled step is labelled when any of its rows is)."""
+        y = np.asarray(labels)
+        n_rows = series.values.shape[0] if series.positions is None else series.positions.size
+        if y.ndim != 1 or y.size != n_rows:
+            raise InputError(f"labels must hold one 0/1 per row of the series ({n_rows}); got shape {y.shape}")
+        if not np.isin(y, (0, 1, True, False)).all():
+            raise InputError("labels must be 0 (normal) or 1 (anomaly)")
+        y = y.astype(bool)
+        if series.positions is None:
+            return y
+        steps = np.zeros(series.values.shape[0], dtype=bool)
+        np.logical_or.at(steps, series.positions, y)
+        return steps
+
+    def _window_has_label(self, start: int, n_steps: int, stride: int = 1) -> np.ndarray | None:
+        """For the windows of ``n_steps`` steps from step ``start`` on (every ``stride``-th): does it hold a
+        labelled step? None when the fit has no labels."""
+        mask = getattr(self, "_labelled", None)
+        if mask is None:
+            return None
+        seg = mask[start : start + n_steps]
+        c = np.r_[0, np.cumsum(seg)]
+        first = np.arange(0, seg.size - self.span + 1, stride)
+        return (c[first + self.span] - c[first]) > 0
 
     def _remember(self, series: Series, replay: np.ndarray) -> None:
         self.replay_ = np.ascontiguousarray(replay)
@@ -186,6 +231,15 @@ class SeriesDetector(DeepDetector):
 
     def _calibrate(self, calibration_scores: np.ndarray) -> None:
         scores = calibration_scores[self.span - 1 :]
+        bad = self._window_has_label(self.n_train_rows_ - self.span + 1, scores.size + self.span - 1)
+        if bad is not None and bad.any():
+            if bad.all():
+                raise InputError(
+                    "every held-out calibration step has a labelled anomaly in its window; label fewer steps, "
+                    "or pass a series whose last part is normal"
+                )
+            self.n_excluded_windows_ += int(bad.sum())
+            scores = scores[~bad]
         # the calibration steps end the fitted series: their last smoothed score is where a stream carries on
         self._end_ewma = float(calibration_scores[-1]) if self.smoothing > 1 else None
         super()._calibrate(scores)
@@ -224,6 +278,13 @@ class SeriesDetector(DeepDetector):
         segments = [self.scaler_.transform(s) for s in (X if isinstance(X, list) else [X]) if s.shape[0] >= self.span]
         span, dev = self.span, self.device_
         views = [torch.from_numpy(sliding_windows(z, span, stride=self.train_stride)) for z in segments]
+        whole = len(segments) == 1 and segments[0].shape[0] == self.n_train_rows_  # the fit's first round
+        bad = self._window_has_label(0, segments[0].shape[0], self.train_stride) if whole else None
+        if bad is not None and bad.any():
+            if bad.all():
+                raise InputError("every training window holds a labelled anomaly; fit needs normal stretches")
+            self.n_excluded_windows_ += int(bad.sum())
+            views = [views[0][torch.from_numpy(~bad)]]
         W = views[0] if len(views) == 1 else torch.cat(views)
         n_w = W.shape[0]
         n_val = round(self.validation_fraction * n_w) if n_w >= 20 else 0
@@ -309,6 +370,34 @@ class SeriesDetector(DeepDetector):
 
     def _feature_scores(self, X: np.ndarray) -> np.ndarray:
         return self._scores_and_parts(X)[1]
+
+    def _learn_normal_parts(self, rows: np.ndarray, skip: int = 0) -> None:
+        super()._learn_normal_parts(rows, max(skip, self.span - 1))  # the first steps are context
+
+    def expected(self, X: Any) -> np.ndarray | None:
+        """The value of each channel the model expected at each step (its forecast, or its reconstruction of
+        the step from the window ending there), in the series' units, aligned with the rows of ``X``; NaN for
+        the warm-up steps. None for a detector that makes no such prediction."""
+        s = self._checked(X)
+        values = s.values
+        n, span = values.shape[0], self.span
+        out = np.full(values.shape, np.nan)
+        if n < span:
+            return s.to_rows(out)
+        W = sliding_windows(self.scaler_.transform(values), span)
+        batch = max(64, SCORE_VALUES // (span * values.shape[1]))
+        net = self.net_.eval()
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, W.shape[0], batch):
+                wb = torch.from_numpy(np.ascontiguousarray(W[start : start + batch])).to(self.device_)
+                e = self._sample_expected(net, wb)
+                if e is None:
+                    return None
+                parts.append(e.cpu())
+        z = _float64(parts)
+        out[span - 1 :] = z * self.scaler_.scale.astype(np.float64) + self.scaler_.mean
+        return s.to_rows(out)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score per time step, aligned with the rows of ``X``; warm-up steps get 0.0."""

@@ -49,6 +49,9 @@ class VAE(DeepDetector):
     def _row_feature_scores(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return self._row_parts(net, xb)[1]
 
+    def _row_expected(self, net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return net.decoder(net.encode(xb)[0])
+
     def _row_parts(self, net: nn.Module, xb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = net.encode(xb)
         recon = net.decoder(mu)

@@ -39,6 +39,9 @@ class WindowAutoEncoder(SeriesDetector):
         flat = wb.reshape(wb.shape[0], -1)
         return (net(flat) - flat).pow(2).reshape(wb.shape).mean(dim=1)
 
+    def _sample_expected(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
+        return net(wb.reshape(wb.shape[0], -1)).reshape(wb.shape)[:, -1]
+
 
 @register("window-vae")
 class WindowVAE(SeriesDetector):
@@ -83,3 +86,7 @@ class WindowVAE(SeriesDetector):
         score = (net.feature_nll(flat, recon).sum(dim=1) + net.kl(mu, logvar)) / wb.shape[1]
         weighted = (flat - recon).pow(2) * torch.exp(-net.out_logvar.clamp(-8.0, 8.0))
         return score, weighted.reshape(wb.shape).mean(dim=1)
+
+    def _sample_expected(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
+        flat = wb.reshape(wb.shape[0], -1)
+        return net.decoder(net.encode(flat)[0]).reshape(wb.shape)[:, -1]

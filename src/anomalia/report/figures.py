@@ -76,8 +76,11 @@ def _thin(*arrays: np.ndarray) -> list[np.ndarray]:
 
 
 def _log_scale(values: np.ndarray) -> bool:
+    """Whether ``values`` want a log axis: their positive part spans more than two decades between its 1 %
+    and 99 % quantiles (zeros, such as the warm-up scores of a series, are drawn at the axis' left edge)."""
     v = values[np.isfinite(values)]
-    return v.size > 0 and v.min() > 0 and np.quantile(v, 0.99) / max(np.quantile(v, 0.01), 1e-300) > 100
+    v = v[v > 0]
+    return v.size > 1 and np.quantile(v, 0.99) / max(np.quantile(v, 0.01), 1e-300) > 100
 
 
 @styled
@@ -90,8 +93,15 @@ def score_distribution(
     """Histograms of normal and anomalous scores (or all scores and held-out normal ones) with the threshold."""
     fig, ax = new_figure()
     allv = np.r_[scores, threshold] if calibration is None else np.r_[scores, calibration, threshold]
+    allv = allv[np.isfinite(allv)]
     log = _log_scale(allv)
-    lo, hi = np.nanmin(allv), np.nanmax(allv)
+    lo, hi = np.min(allv), np.max(allv)
+    n_low = 0
+    if log:  # non-positive scores are drawn in the first bin, and counted in the legend
+        lo = float(np.min(allv[allv > 0]))
+        n_low = int((scores <= 0).sum())
+        scores = np.maximum(scores, lo)
+        calibration = None if calibration is None else np.maximum(calibration, lo)
     bins = np.geomspace(lo, hi, 60) if log else np.linspace(lo, hi, 60)
     if labels is not None and 0 < labels.sum() < labels.size:
         groups = [
@@ -105,9 +115,16 @@ def score_distribution(
     for name, values, color in groups:
         ax.hist(values, bins=bins, density=True, alpha=0.55, color=color, label=f"{name} (n={values.size:,})")
     ax.axvline(threshold, color=PALETTE["threshold"], lw=1.5, ls="--", label=f"threshold {threshold:.4g}")
+    n_flagged = int((scores > threshold).sum())
+    if hi > threshold:
+        share = n_flagged / max(scores.size, 1)
+        label = f"flagged: {n_flagged:,} ({share:.1%})"
+        ax.axvspan(threshold, hi, color=PALETTE["threshold"], alpha=0.08, label=label)
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel("anomaly score (higher = more anomalous)")
+        if n_low:
+            ax.plot([], [], " ", label=f"{n_low:,} scores ≤ 0 drawn at the left edge")
+    ax.set_xlabel("anomaly score (higher = more anomalous)" + (", log axis" if log else ""))
     ax.set_ylabel("density")
     ax.legend(loc="upper right")
     return fig
@@ -166,13 +183,16 @@ def threshold_tradeoff(scores: np.ndarray, labels: np.ndarray, marks: Sequence[t
     fig, ax = new_figure(6.4, 3.6)
     sw = threshold_sweep(labels, scores)
     t, p, r, f1 = _thin(sw.thresholds, sw.precision, sw.recall, sw.f1)
+    log = _log_scale(np.r_[t, [v for _, v, _ in marks if np.isfinite(v)]])
+    if log:  # thresholds at or below 0 are drawn at the left edge of the log axis
+        t = np.maximum(t, float(np.min(t[t > 0])))
     ax.plot(t, p, color=PALETTE["precision"], lw=1.8, label="precision")
     ax.plot(t, r, color=PALETTE["recall"], lw=1.8, label="recall")
     ax.plot(t, f1, color=PALETTE["f1"], lw=1.8, label="F1")
     for name, value, style in marks:
         if np.isfinite(value):
             ax.axvline(value, color=PALETTE["threshold"], lw=1.2 if style != "-" else 1.8, ls=style, label=name)
-    if _log_scale(np.r_[t, [v for _, v, _ in marks if np.isfinite(v)]]):
+    if log:
         ax.set_xscale("log")
     ax.set(ylim=(0, 1.02), xlabel="threshold (flag score > threshold)", ylabel="value")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

@@ -183,25 +183,40 @@ def training_section(ev: Evaluation) -> Section:
     return sec
 
 
+def _value_cell(c: Any) -> str:
+    """``value (expected E; normal L to H)`` of one contribution, with what is known."""
+    text = c.value if isinstance(c.value, str) else fmt(c.value)
+    extra = []
+    if c.expected is not None:
+        extra.append(f"expected {c.expected if isinstance(c.expected, str) else fmt(c.expected)}")
+    if c.normal_low is not None and c.normal_high is not None:
+        extra.append(f"normal {fmt(c.normal_low)} to {fmt(c.normal_high)}")
+    return f"{text} ({'; '.join(extra)})" if extra else text
+
+
 @register_section
 def top_rows_section(ev: Evaluation) -> Section:
     k = max((len(r.contributions) for r in ev.top_rows), default=0)
-    cols = ["row", "score", "p-value", "flagged"] + (["label"] if ev.labels is not None else [])
+    timed = any(r.time is not None for r in ev.top_rows)
+    cols = ["time" if timed else "row", "score", "p-value", "flagged"] + (["label"] if ev.labels is not None else [])
     for i in range(k):
         cols += [f"feature {i + 1}", "share", "value"]
     rows = []
     for r in ev.top_rows:
-        cells = [fmt(r.row), fmt(r.score, 4), fmt(r.p_value, 4), fmt(r.flagged)]
+        where = str(r.time) if timed else fmt(r.row)
+        cells = [where, fmt(r.score, 4), fmt(r.p_value, 4), fmt(r.flagged)]
         if ev.labels is not None:
             cells.append("anomaly" if r.label == 1 else "normal")
         for c in r.contributions:
-            cells += [c.feature, f"{c.share:.0%}", fmt(c.value) if not isinstance(c.value, str) else c.value]
+            cells += [c.feature, f"{c.share:.0%}", _value_cell(c)]
         rows.append(cells)
     return Section(
         "top",
         "Top anomalies and why",
-        "The highest-scored rows (row numbers count from 0 in the file) with the input columns that contribute "
-        "most to each score and their values.",
+        "The highest-scored rows (row numbers count from 0 in the file) with the input columns that are most "
+        "unusual in each score, measured against each column's usual error on normal rows: the value the row "
+        "has, the value the model expected (its reconstruction or forecast) and the column's normal range "
+        "(0.5 % to 99.5 % of held-out normal rows).",
         tables=[Table(cols, rows, key="top-anomalies")],
     )
 

@@ -9,17 +9,19 @@ call these three; the per-modality functions behind them are in :mod:`.fit` / :m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._core import InputError
-from ..data import BATCH_ROWS, is_image_folder
+from ..data import BATCH_ROWS, is_image_folder, table_columns
 from ..detectors import get_detector
 from ..model import Model
 from ..results import Evaluation
+from .checks import with_cli_advice
 from .evaluate import evaluate_file
-from .fit import FitResult, fit_file
+from .fit import FitResult, fit_file, warn_label_like
 from .images import evaluate_image_folder, fit_image_folder, score_images
 from .score import BatchHook, RowProgress, ScoreResult, score_file
 from .series import evaluate_series_file, fit_series_file, score_series_file
@@ -81,13 +83,15 @@ def fit(
     _refuse(kind, text_column=text_column)
     if kind == "images":
         _refuse(kind, label_column=label_column, impute=impute, drop=drop or None, time_column=time_column)
-        return fit_image_folder(data, size=image_size, contaminated=contaminated, **common)
+        with _cli_advice(data):
+            return fit_image_folder(data, size=image_size, contaminated=contaminated, **common)
     _refuse(kind, image_size=image_size)
     if kind == "series":
         _refuse(kind, impute=impute)
-        return fit_series_file(
-            data, time_column=time_column, label_column=label_column, drop=drop, contaminated=contaminated, **common
-        )
+        with _cli_advice(data):
+            return fit_series_file(
+                data, time_column=time_column, label_column=label_column, drop=drop, contaminated=contaminated, **common
+            )
     _refuse(kind, time_column=time_column)
     return fit_file(
         data,
@@ -129,13 +133,15 @@ def score(
     """
     m = model if isinstance(model, Model) else Model.load(model)
     if m.input_kind == "images":
-        return score_images(m, data, out, heatmaps=heatmaps, on_batch=on_batch)
+        with _cli_advice(data):
+            return score_images(m, data, out, heatmaps=heatmaps, on_batch=on_batch)
     if heatmaps is not None:
         raise InputError(f"--heatmaps is for image models; {m.name!r} is a {m.detector.name} model of {m.input_kind}s")
     if m.input_kind == "text":
         return score_text_file(m, data, out, explain=explain, top_k=top_k, keep=keep, batch_rows=batch_rows)
     if m.input_kind == "series":
-        return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep, on_batch=on_batch)
+        with _cli_advice(data):
+            return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep, on_batch=on_batch)
     return score_file(
         m,
         data,
@@ -167,6 +173,10 @@ def evaluate(
     their layout.
     """
     m = model if isinstance(model, Model) else Model.load(model)
+    if label_column is None and m.label_column is not None and m.input_kind != "images":
+        label_column = _saved_label_column(m.label_column, data, required=require_labels)
+    if m.input_kind != "images":
+        warn_label_like(m.input_columns, f"model {m.name!r}")
     if require_labels and label_column is None and m.input_kind != "images":
         raise InputError("--label-column is needed to evaluate a file: the column with 1 = anomaly, 0 = normal")
     targets = {"target_precision": target_precision, "target_recall": target_recall}
@@ -175,7 +185,28 @@ def evaluate(
             raise InputError("--label-column does not apply to image folders: test/good/ and test/<kind>/ label them")
         return evaluate_image_folder(m, data, **targets)
     if m.input_kind == "series":
-        return evaluate_series_file(m, data, label_column=label_column, **targets)
+        with _cli_advice(data):
+            return evaluate_series_file(m, data, label_column=label_column, **targets)
     if m.input_kind == "text":
         return evaluate_text_file(m, data, label_column=label_column, **targets)
     return evaluate_file(m, data, label_column=label_column, progress=progress, **targets)
+
+
+def _saved_label_column(name: str, data: str | Path, *, required: bool) -> str | None:
+    """The model's saved label column, when ``data`` has it (``evaluate`` needs it: then it must be there)."""
+    if required:
+        return name
+    try:
+        columns = table_columns(data)
+    except (InputError, OSError):
+        return None
+    return name if name in columns else None
+
+
+@contextlib.contextmanager
+def _cli_advice(data: str | Path) -> Iterator[None]:
+    """Series and image checks speak Python (``resample='5min'``); over a file they name it and give flags."""
+    try:
+        yield
+    except InputError as exc:
+        raise with_cli_advice(exc, data) from None

@@ -77,7 +77,9 @@ def top_rows(
     raw = {c: table.column(c).to_pylist() for c in model.input_columns}
     out = []
     for i, r in enumerate(rows):
-        contrib = [Contribution(f, s, raw[f][i]) for f, s in scored.contributions.of(i)]
+        c = scored.contributions
+        values = c.values_of(i) if c.has_values else [{} for _ in c.of(i)]
+        contrib = [Contribution(f, s, raw[f][i], **v) for (f, s), v in zip(c.of(i), values, strict=True)]
         label = None if labels is None else int(labels[i])
         out.append(
             TopRow(int(r), float(scored.score[i]), float(scored.p_value[i]), bool(scored.is_anomaly[i]), label, contrib)

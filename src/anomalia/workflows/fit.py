@@ -4,21 +4,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 from .._core import InputError, ParameterError
-from ..data import TabularEncoder, as_labels, check_columns, read_table
+from ..data import TabularEncoder, as_labels, check_columns, label_like_warning, read_table
 from ..detectors import BaseDetector, get_detector, make_detector
-from ..model import Model
+from ..model import Model, fit_labelled_threshold
 from ..scoring import parse_threshold
+
+log = logging.getLogger(__name__)
 
 #: Share of anomalies assumed by ``contaminated=True`` when no ``contamination`` is given.
 DEFAULT_CONTAMINATION = 0.05
@@ -49,6 +51,10 @@ class FitResult:
     step: str | None = None
     image_shape: tuple[int, ...] | None = None
     validation: dict[str, float] = field(default_factory=dict)
+    #: Series: training and calibration windows left out because they hold a labelled anomaly step.
+    n_excluded_windows: int = 0
+    #: Images: labelled anomalous images (``test/<kind>/``) the threshold was fitted on.
+    n_threshold_anomalies: int = 0
 
     @property
     def detector(self) -> str:
@@ -211,6 +217,8 @@ def fit_file(
     if needed:
         check_columns(data, needed)
     table = read_table(data)
+    if table.num_rows == 0:
+        raise InputError(f"{data} has a header but no rows; fit needs rows of normal data")
     labels = None
     if label_column is not None:
         labels = as_labels(table.column(label_column), label_column)
@@ -220,6 +228,7 @@ def fit_file(
         raise InputError(f"{data}: every row is labelled as an anomaly in {label_column!r}; fit needs normal rows")
     X = encoder.fit(normal).transform(normal)
     names = encoder.feature_names
+    warn_label_like(encoder.input_columns, "this fit")
     detector.fit(pd.DataFrame(X, columns=names, copy=False), callback=callback)
 
     n_anom = 0
@@ -234,7 +243,7 @@ def fit_file(
             "none in this file; use 'false-alarm:ALPHA' or label some anomalies"
         )
 
-    fitted = Model(detector, encoder, name=Path(out).name)
+    fitted = Model(detector, encoder, name=Path(out).name, label_column=label_column)
     fitted.save(out)
     return FitResult.of(
         fitted,
@@ -247,14 +256,8 @@ def fit_file(
     )
 
 
-def fit_labelled_threshold(detector: BaseDetector, n_normal: int, anomaly_scores: np.ndarray) -> None:
-    """Fit the detector's labelled threshold rule on its held-out normal scores and labelled anomaly scores.
-
-    The held-out normal rows were never trained on; each of their scores counts for the normal rows it
-    stands for (``n_normal`` in all), so precision reflects the data's share of anomalies.
-    """
-    normal_scores = detector.calibration_scores_
-    weight = max(1, round(n_normal / normal_scores.size))
-    scores = np.r_[np.repeat(normal_scores, weight), anomaly_scores]
-    y_val = np.r_[np.zeros(normal_scores.size * weight), np.ones(anomaly_scores.size)].astype(np.int64)
-    detector.fit_threshold(y=y_val, scores=scores)
+def warn_label_like(columns: Sequence[str], where: str) -> None:
+    """Log a warning when one of the feature ``columns`` looks like a label column (``label``, ``target``...)."""
+    message = label_like_warning(columns, where)
+    if message is not None:
+        log.warning("%s", message)

@@ -25,7 +25,7 @@ from ..metrics.pixel import per_region_overlap, pixel_roc_auc
 from ..model import Model
 from ..results import Evaluation, ImagesView, ImageView, ScoredRows
 from .evaluate import build_evaluation
-from .fit import FitResult, make_fit_detector
+from .fit import FitResult, fit_labelled_threshold, make_fit_detector
 from .score import ScoreResult
 
 #: Images shown with their heatmaps in the report.
@@ -55,8 +55,23 @@ def fit_image_folder(
         raise InputError(
             f"{data} is an image folder but {model!r} is not an image detector; use --model conv-autoencoder or geom"
         )
-    folder = read_image_folder(data, size=size, mode=mode, test=False)
+    rule = detector.threshold_rule()
+    folder = read_image_folder(data, size=size, mode=mode, test=rule.needs_labels)
+    n_anomalies = 0
+    if rule.needs_labels:
+        labels = folder.test_labels
+        if folder.test is None or labels is None or not labels.any():
+            raise InputError(
+                f"threshold '{rule.spec}' is fitted on labelled anomalous images, but {Path(data) / 'test'} holds "
+                "no test/<defect>/ images; add some, or use 'false-alarm:ALPHA'"
+            )
     detector.fit(folder.train, callback=callback)
+    if rule.needs_labels:
+        assert folder.test is not None and folder.test_labels is not None
+        anomalous = folder.test[folder.test_labels == 1]
+        n_anomalies = int(anomalous.shape[0])
+        n_normal = int((folder.test_labels == 0).sum())
+        fit_labelled_threshold(detector, n_normal, detector.anomaly_score(anomalous))
     fitted = Model(detector, ImageReading.of(folder.train), name=Path(out).name)
     fitted.save(out)
     return FitResult.of(
@@ -65,6 +80,7 @@ def fit_image_folder(
         n_rows=int(folder.train.shape[0]),
         seconds=time.perf_counter() - start,
         image_shape=tuple(int(v) for v in folder.train.shape[1:]),
+        n_threshold_anomalies=n_anomalies,
     )
 
 

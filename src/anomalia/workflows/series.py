@@ -22,7 +22,7 @@ from ..metrics.timeseries import PA_NOTE, series_report
 from ..model import Model
 from ..results import Contribution, Evaluation, ScoredRows, SeriesView, TopRow
 from .evaluate import build_evaluation
-from .fit import FitResult, make_fit_detector
+from .fit import FitResult, fit_labelled_threshold, make_fit_detector, warn_label_like
 from .score import ScoreResult, Writer
 
 
@@ -64,10 +64,34 @@ def fit_series_file(
         raise InputError(f"detector {model!r} does not read series; use a series detector, e.g. 'cnn-forecaster'")
     if time_column is not None:
         detector.set_params(time_column=time_column)
-    columns = [c for c in (label_column, *drop) if c is not None]
-    frame = read_series(data, time_column=detector.time_column, drop=columns)  # type: ignore[attr-defined]
-    detector.fit(frame, callback=callback)
-    fitted = Model(detector, name=Path(out).name)
+    rule = detector.threshold_rule()
+    if rule.needs_labels and label_column is None:
+        raise InputError(
+            f"threshold '{rule.spec}' is fitted on labelled anomaly steps; pass --label-column with the column "
+            "that marks them (1 = anomaly), or use 'false-alarm:ALPHA'"
+        )
+    frame = read_series(data, time_column=detector.time_column, drop=drop)  # type: ignore[attr-defined]
+    labels = None
+    if label_column is not None:
+        if label_column not in frame.columns:
+            raise InputError(
+                f"{data} has no label column {label_column!r} (--label-column); its columns are "
+                f"{list(frame.columns)[:10]}"
+            )
+        labels = as_labels(np.asarray(frame[label_column]), label_column)
+        frame = frame.drop(columns=[label_column])
+        if rule.needs_labels and not labels.any():
+            raise InputError(
+                f"threshold '{rule.spec}' needs labelled anomalies, but {label_column!r} marks none in {data}; "
+                "use 'false-alarm:ALPHA' or label some anomaly steps"
+            )
+    warn_label_like([c for c in frame.columns if c != detector.time_column], "this fit")  # type: ignore[attr-defined]
+    detector.fit(frame, callback=callback, labels=labels)  # type: ignore[call-arg]
+    if rule.needs_labels:
+        assert labels is not None
+        scores = detector.anomaly_score(frame)
+        fit_labelled_threshold(detector, int((labels == 0).sum()), scores[labels == 1])
+    fitted = Model(detector, name=Path(out).name, label_column=label_column)
     fitted.save(out)
     step = detector.step_  # type: ignore[attr-defined]
     return FitResult.of(
@@ -76,6 +100,8 @@ def fit_series_file(
         n_rows=int(frame.shape[0]),
         seconds=time.perf_counter() - start,
         step=None if step is None else str(step),
+        n_excluded_anomalies=int(getattr(detector, "n_excluded_steps_", 0)),
+        n_excluded_windows=int(getattr(detector, "n_excluded_windows_", 0)),
     )
 
 
@@ -174,6 +200,18 @@ def evaluate_series_file(
         target_recall=target_recall,
         seconds=time.perf_counter() - start,
     )
+    expected = det.expected(m._series_input(frame)[0])  # the fitted channels (and the time column) only
+    low, high = getattr(det, "feature_low_", None), getattr(det, "feature_high_", None)
+
+    def contribution(r: int, j: int) -> Contribution:
+        e = None if expected is None or np.isnan(expected[r, j]) else float(expected[r, j])
+        v = float(values[r, j])
+        if low is None or high is None:
+            return Contribution(channels[j], float(shares[r, j]), v, observed=v, expected=e)
+        return Contribution(channels[j], float(shares[r, j]), v, v, e, float(low[j]), float(high[j]))
+
+    time_col = getattr(det, "time_column", None)
+    stamps = None if time_col is None else pd.to_datetime(frame[time_col]).to_numpy()
     for r in np.argsort(-rows.score, kind="stable")[:top_n]:
         order = np.argsort(-shares[r], kind="stable")[:3]
         ev.top_rows.append(
@@ -183,7 +221,8 @@ def evaluate_series_file(
                 float(rows.p_value[r]),
                 bool(rows.is_anomaly[r]),
                 None if labels is None else int(labels[r]),
-                [Contribution(channels[j], float(shares[r, j]), float(values[r, j])) for j in order],
+                [contribution(int(r), int(j)) for j in order],
+                None if stamps is None else str(stamps[r]),
             )
         )
     if labels is not None and labels.any():
