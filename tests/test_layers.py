@@ -27,6 +27,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "report": {"_core", "results", "metrics"},
 }
 MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model"}
+MAY_IMPORT["scale"] = MAY_IMPORT["workflows"] | {"workflows"}
 MAY_IMPORT["cli"] = {layer for layer in MAY_IMPORT if layer != "cli"}
 
 

@@ -160,6 +160,12 @@ def fit(
         help="Series files: the timestamp column; fits a series detector (default cnn-forecaster) on the file's "
         "other columns, in file order.",
     ),
+    key: str | None = typer.Option(None, "--key", help="Fit one model per value of this column (MODELS/ + index)."),
+    engine: str | None = typer.Option(None, "--engine", help="With --key: dask (in parallel) or local."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
+    workers: int | None = typer.Option(None, "--workers", help="--engine dask: a local cluster of N worker processes."),
+    stream: bool = typer.Option(False, "--stream", help="Train from shuffled Parquet row groups (bounded memory)."),
+    ddp: bool = typer.Option(False, "--ddp", help="Data-parallel training under torchrun (gloo on CPU, NCCL on GPU)."),
 ) -> None:
     """Learn normal behaviour from a table or series file, or an image folder, and save the model folder."""
     from ..detectors import get_detector
@@ -187,6 +193,17 @@ def fit(
     if opts["out"] is None:
         raise InputError("no model folder: give --out MODEL_FOLDER (or 'out:' in the run file)")
     drop_cols = opts["drop"] or []
+    from . import scale
+
+    fit_options = {k: opts[k] for k in ("model", "label_column", "threshold", "impute", "time_column")}
+    fit_options |= {"params": opts["set"], "contaminated": bool(opts["contaminated"]), "seed": int(opts["seed"] or 0)}
+    fit_options |= {"drop": [drop_cols] if isinstance(drop_cols, str) else list(drop_cols)}
+    fit_options |= {"max_categories": int(opts["max_categories"] or 50)}
+    flags = {"key": key, "engine": engine, "scheduler": scheduler, "workers": workers, "stream": stream, "ddp": ddp}
+    scaled = scale.fit(opts, **flags, fit_options=fit_options)
+    if scaled is not None:
+        console.print(_kv_table("Fitted models" if key else "Fitted model", scaled))
+        return
     name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"])
     epochs = parse_params(name, opts["set"]).get("epochs", get_detector(name)().get_params().get("epochs"))
     progress, on_epoch, live, task = _epoch_progress(name, epochs)
@@ -302,13 +319,20 @@ def score(
     heatmaps: str | None = typer.Option(
         None, help="Images: also write each image with its anomaly heatmap over it (PNG) into this folder."
     ),
+    engine: str | None = typer.Option(
+        None, "--engine", help="dask: score a dataset (folder or glob) on a cluster; --out is then a Parquet folder."
+    ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
+    workers: int | None = typer.Option(None, "--workers", help="--engine dask: a local cluster of N worker processes."),
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
+    from . import scale
 
     live, update = _row_progress("scoring")
     with live:
-        res = score(
+        scaled = scale.wants_engine(model_dir, engine, scheduler, workers)
+        res = (scale.score if scaled else score)(  # type: ignore[operator]
             model_dir,
             data,
             out,
@@ -316,9 +340,12 @@ def score(
             top_k=top_k,
             keep=keep or (),
             batch_rows=batch_rows,
-            threads=threads,
-            heatmaps=heatmaps,
             progress=update,
+            **(
+                {"engine": engine, "scheduler": scheduler, "workers": workers}
+                if scaled
+                else {"threads": threads, "heatmaps": heatmaps}
+            ),
         )
     unit = {"table": "rows", "series": "steps", "images": "images"}[res.kind]
     rows = [
