@@ -202,7 +202,8 @@ def fit(
     flags = {"key": key, "engine": engine, "scheduler": scheduler, "workers": workers, "stream": stream, "ddp": ddp}
     scaled = scale.fit(opts, **flags, fit_options=fit_options)
     if scaled is not None:
-        console.print(_kv_table("Fitted models" if key else "Fitted model", scaled))
+        if scaled:  # empty on the other ranks of a --ddp run: rank 0 reports
+            console.print(_kv_table("Fitted models" if key else "Fitted model", scaled))
         return
     name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"])
     epochs = parse_params(name, opts["set"]).get("epochs", get_detector(name)().get_params().get("epochs"))

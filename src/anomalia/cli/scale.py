@@ -104,9 +104,11 @@ def fit(
 
         result = fit_stream(data, out=out, **fit_options)
     else:
-        from ..scale.ddp import fit_ddp
+        from ..scale.ddp import fit_ddp, rank
 
         result = fit_ddp(data, out=out, **fit_options)
+        if rank() != 0:
+            return []
     return [
         ("detector", result.detector),
         ("data", f"{result.data} ({result.n_rows:,} rows)"),
