@@ -29,6 +29,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model"}
 MAY_IMPORT["scale"] = MAY_IMPORT["workflows"] | {"workflows"}
 MAY_IMPORT["cli"] = {layer for layer in MAY_IMPORT if layer != "cli"}
+MAY_IMPORT["__main__"] = {"cli"}  # `python -m anomalia`
 
 
 def _layer(module: str) -> str:

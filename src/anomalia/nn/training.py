@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from .._core import ParameterError
+
 #: ``callback(epoch, train_loss, val_loss)`` after every epoch; ``val_loss`` is None without a held-out set.
 ProgressCallback = Callable[[int, float, float | None], None]
 #: ``loss_fn(module, batch)`` -> per-row loss of shape (batch,).
@@ -110,7 +112,7 @@ def _shard_loss(
 ) -> torch.Tensor:
     """This rank's share of the global batch's mean loss (zero, with zero gradients, for an empty shard)."""
     if trim_fraction > 0:
-        raise ValueError("data-parallel training needs a plain mean loss; leave contamination / robust unset")
+        raise ParameterError("data-parallel training needs a plain mean loss; leave contamination / robust unset")
     shard = torch.tensor_split(xb, dp.world)[dp.rank]
     if shard.shape[0] == 0:
         return sum(p.sum() for p in module.parameters()) * 0.0  # type: ignore[return-value]
