@@ -61,7 +61,9 @@ class Cluster:
         self.procs = [subprocess.Popen(scheduler, **quiet)]
         time.sleep(3)
         for _ in range(n_workers):
-            cmd = [*dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"]
+            # --no-nanny: the nanny would set MALLOC_TRIM_THRESHOLD_=65536, which slows torch 1.6-2.5x
+            cmd = [*dask, "worker", self.address, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
+                   "--no-nanny"]  # fmt: skip
             self.procs.append(subprocess.Popen(cmd, **quiet))
         from distributed import Client
 

@@ -36,7 +36,7 @@ class DaskCluster:
         """One more single-threaded worker; ``nanny=False`` makes it a single process that a kill ends."""
         cmd = [sys.executable, "-m", "dask", "worker", self.address, "--nthreads", "1", "--host", "127.0.0.1"]
         cmd += ["--no-dashboard", "--local-directory", str(self.folder / "workers")]
-        if not nanny:
+        if not nanny:  # a single process that a kill ends
             cmd.append("--no-nanny")
         if name:
             cmd += ["--name", name]

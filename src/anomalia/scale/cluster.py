@@ -59,7 +59,13 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             yield current
             return
         workers = _cores()
+    dask = require("dask", "dask", purpose="running on Dask")
+    # the nanny's MALLOC_TRIM_THRESHOLD_=65536 made torch scoring 1.6-2.5x slower in a worker (it switches off
+    # glibc's adaptive mmap threshold, so every batch's tensors are mapped afresh); the thread caps stay
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()}
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
         distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
         ) as cluster,
