@@ -49,6 +49,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM; getrusage's maxrss would include the parent's at fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class Cluster:
     """``dask scheduler`` and N ``dask worker --nthreads 1`` processes on loopback."""
 
@@ -75,7 +83,7 @@ class Cluster:
         from distributed import Client
 
         with Client(self.address, timeout=60) as c:
-            return c.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+            return c.run(_peak_rss_mb)
 
     def close(self) -> None:
         for p in self.procs:
