@@ -31,7 +31,9 @@ MAY_IMPORT["export"] = MAY_IMPORT["model"] | {"model"}
 MAY_IMPORT["workflows"] = MAY_IMPORT["model"] | {"model", "export"}
 MAY_IMPORT["stream"] = MAY_IMPORT["model"] | {"model", "respond"}
 MAY_IMPORT["serve"] = MAY_IMPORT["workflows"] | {"workflows", "respond"}
+MAY_IMPORT["scale"] = MAY_IMPORT["workflows"] | {"workflows"}
 MAY_IMPORT["cli"] = {layer for layer in MAY_IMPORT if layer != "cli"}
+MAY_IMPORT["__main__"] = {"cli"}  # `python -m anomalia`
 
 
 def _layer(module: str) -> str:

@@ -182,6 +182,12 @@ def fit(
         help="Text: the column holding one text per record; fits a text detector (default text; or text-lm). "
         "A .log file is read one record per line without it.",
     ),
+    key: str | None = typer.Option(None, "--key", help="Fit one model per value of this column (MODELS/ + index)."),
+    engine: str | None = typer.Option(None, "--engine", help="With --key: dask (in parallel) or local."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
+    workers: int | None = typer.Option(None, "--workers", help="--engine dask: a local cluster of N worker processes."),
+    stream: bool = typer.Option(False, "--stream", help="Train from shuffled Parquet row groups (bounded memory)."),
+    ddp: bool = typer.Option(False, "--ddp", help="Data-parallel training under torchrun (gloo on CPU, NCCL on GPU)."),
 ) -> None:
     """Learn normal behaviour from a table or series file, or an image folder, and save the model folder."""
     from ..detectors import get_detector
@@ -216,6 +222,18 @@ def fit(
     if opts["max_categories"] is not None and int(opts["max_categories"]) < 1:
         raise InputError(f"--max-categories must be at least 1; got {opts['max_categories']}")
     check_fit_out(str(opts["out"]))
+    from . import scale
+
+    fit_options = {k: opts[k] for k in ("model", "label_column", "threshold", "impute", "time_column")}
+    fit_options |= {"params": opts["set"], "contaminated": bool(opts["contaminated"]), "seed": int(opts["seed"] or 0)}
+    fit_options |= {"drop": [drop_cols] if isinstance(drop_cols, str) else list(drop_cols)}
+    fit_options |= {"max_categories": int(opts["max_categories"] or 50)}
+    flags = {"key": key, "engine": engine, "scheduler": scheduler, "workers": workers, "stream": stream, "ddp": ddp}
+    scaled = scale.fit(opts, **flags, fit_options=fit_options)
+    if scaled is not None:
+        if scaled:  # empty on the other ranks of a --ddp run: rank 0 reports
+            console.print(_kv_table("Fitted models" if key else "Fitted model", scaled))
+        return
     name = choose_detector(str(opts["data"]), opts["model"], opts["time_column"], opts["text_column"])
     epochs = parse_params(name, opts["set"]).get("epochs", get_detector(name)().get_params().get("epochs"))
     progress, on_epoch, live, task = _epoch_progress(name, epochs)
@@ -348,10 +366,16 @@ def score(
         help="Response file (YAML): raise alerts for the flagged rows (a re-run adds none); its entity column is "
         "read along and copied to the output.",
     ),
+    engine: str | None = typer.Option(
+        None, "--engine", help="dask: score a dataset (folder or glob) on a cluster; --out is then a Parquet folder."
+    ),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
+    workers: int | None = typer.Option(None, "--workers", help="--engine dask: a local cluster of N worker processes."),
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
     from ..workflows.checks import check_score_args
+    from . import scale
 
     check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k)
 
@@ -366,7 +390,24 @@ def score(
         hook = ScoreResponder(respond, model_dir, data)
     live, update = _row_progress("scoring")
     with live:
-        if runtime == "onnx":
+        scaled = scale.wants_engine(model_dir, engine, scheduler, workers)
+        if scaled and (runtime == "onnx" or respond):
+            raise InputError("--engine scores with --runtime torch and without --respond; drop one of them")
+        if scaled:
+            res = scale.score(
+                model_dir,
+                data,
+                out,
+                explain=explain,
+                top_k=top_k,
+                keep=keep or (),
+                batch_rows=batch_rows,
+                progress=update,
+                engine=engine,
+                scheduler=scheduler,
+                workers=workers,
+            )
+        elif runtime == "onnx":
             from .export import score_with_onnx
 
             res = score_with_onnx(model_dir, data, out, keep, batch_rows, threads, heatmaps, update)

@@ -3,13 +3,18 @@ mini-batches, optimiser, robust trimming, early stopping on held-out normal data
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+from .._core import ParameterError
 
 #: ``callback(epoch, train_loss, val_loss)`` after every epoch; ``val_loss`` is None without a held-out set.
 ProgressCallback = Callable[[int, float, float | None], None]
@@ -51,6 +56,69 @@ class History:
         }
 
 
+@runtime_checkable
+class BatchSource(Protocol):
+    """Training rows that do not sit in one tensor (streamed from files): ``batches`` yields one epoch's
+    shuffled mini-batches, drawing its shuffles from ``generator``."""
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's part in data-parallel training (``torch.distributed`` initialised by the caller): each
+    global mini-batch is split in ``world`` contiguous shards, this ``rank`` computes its shard's share of the
+    batch's mean loss, and the gradients are summed over the ranks, so every rank takes the step one process
+    would take on the whole batch."""
+
+    rank: int
+    world: int
+
+    def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        torch.distributed.all_reduce(t)
+        return t
+
+    def broadcast(self, value: float) -> float:
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.broadcast(t, 0)
+        return float(t[0])
+
+
+_DATA_PARALLEL: contextvars.ContextVar[DataParallel | None] = contextvars.ContextVar("data_parallel", default=None)
+
+
+@contextlib.contextmanager
+def data_parallel(dp: DataParallel) -> Iterator[None]:
+    """Run a block in which :func:`train` trains data-parallel as ``dp`` says (set by ``anomalia.scale.ddp``)."""
+    token = _DATA_PARALLEL.set(dp)
+    try:
+        yield
+    finally:
+        _DATA_PARALLEL.reset(token)
+
+
+def _epoch(X_train: torch.Tensor | BatchSource, bs: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    if isinstance(X_train, BatchSource):
+        yield from X_train.batches(bs, generator)
+        return
+    n = X_train.shape[0]
+    perm = torch.randperm(n, generator=generator).to(X_train.device)
+    for i in range(0, n, bs):
+        yield X_train[perm[i : i + bs]]
+
+
+def _shard_loss(
+    module: nn.Module, loss_fn: RowLoss, xb: torch.Tensor, trim_fraction: float, dp: DataParallel
+) -> torch.Tensor:
+    """This rank's share of the global batch's mean loss (zero, with zero gradients, for an empty shard)."""
+    if trim_fraction > 0:
+        raise ParameterError("data-parallel training needs a plain mean loss; leave contamination / robust unset")
+    shard = torch.tensor_split(xb, dp.world)[dp.rank]
+    if shard.shape[0] == 0:
+        return sum(p.sum() for p in module.parameters()) * 0.0  # type: ignore[return-value]
+    return loss_fn(module, shard).sum() / xb.shape[0]
+
+
 def reduce_loss(per_row: torch.Tensor, trim_fraction: float) -> torch.Tensor:
     """Mean of the per-row losses, leaving out the highest ``trim_fraction`` of them."""
     if trim_fraction <= 0.0:
@@ -81,7 +149,7 @@ def evaluate_loss(
 def train(
     module: nn.Module,
     loss_fn: RowLoss,
-    X_train: torch.Tensor,
+    X_train: torch.Tensor | BatchSource,
     X_val: torch.Tensor | None,
     config: TrainConfig,
     *,
@@ -91,30 +159,46 @@ def train(
 ) -> History:
     """Train ``module`` in place and return its :class:`History`.
 
-    ``X_train`` and ``X_val`` already sit on the module's device. With ``X_val`` the weights of the epoch
-    with the lowest held-out loss are kept and training stops after ``patience`` epochs without progress.
+    ``X_train`` and ``X_val`` already sit on the module's device; ``X_train`` may be a :class:`BatchSource`
+    (rows streamed from files). With ``X_val`` the weights of the epoch with the lowest held-out loss are
+    kept and training stops after ``patience`` epochs without progress. Inside :func:`data_parallel` each
+    process computes its shard of every batch and the gradients are summed over the processes.
     """
     opt = optimizer or _optimizer(module, config)
-    n, bs = X_train.shape[0], min(config.batch_size, X_train.shape[0])
+    dp = _DATA_PARALLEL.get()
+    streamed = isinstance(X_train, BatchSource)
+    bs = config.batch_size if streamed else min(config.batch_size, X_train.shape[0])
+    device = next(module.parameters()).device
     history = History()
     best, best_state, waited = math.inf, None, 0
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         module.train()
-        perm = torch.randperm(n, generator=generator).to(X_train.device)
-        total = torch.zeros((), device=X_train.device)
-        for i in range(0, n, bs):
-            xb = X_train[perm[i : i + bs]]
-            loss = reduce_loss(loss_fn(module, xb), config.trim_fraction)
+        total = torch.zeros((), device=device, dtype=torch.float64 if dp else torch.float32)
+        n = 0
+        for xb in _epoch(X_train, bs, generator):
+            if dp is None:
+                loss = reduce_loss(loss_fn(module, xb), config.trim_fraction)
+            else:
+                loss = _shard_loss(module, loss_fn, xb, config.trim_fraction, dp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if dp is not None:
+                for p in module.parameters():
+                    if p.grad is not None:
+                        dp.all_reduce(p.grad)
             opt.step()
             total += loss.detach() * xb.shape[0]
-        train_loss = float(total) / n
+            n += xb.shape[0]
+        if dp is not None:
+            total = dp.all_reduce(total)
+        train_loss = float(total) / max(n, 1)
         history.train_loss.append(train_loss)
         val_loss = None
         if X_val is not None and X_val.shape[0] > 0:
             val_loss = evaluate_loss(module, loss_fn, X_val, config.trim_fraction)
+            if dp is not None:  # every rank takes the same early-stopping decision
+                val_loss = dp.broadcast(val_loss)
             history.val_loss.append(val_loss)
         if callback is not None:
             callback(epoch, train_loss, val_loss)
