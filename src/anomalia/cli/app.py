@@ -377,7 +377,8 @@ def score(
     from ..workflows.checks import check_score_args
     from . import scale
 
-    check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k)
+    if engine is None and scheduler is None and workers is None:  # else --out is a Parquet folder (scale checks it)
+        check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k)
 
     if runtime not in ("torch", "onnx"):
         raise InputError(f"--runtime must be torch or onnx; got {runtime!r}")

@@ -17,6 +17,7 @@ from .._core import InputError, SchemaError
 from .._core.optional import require
 from ..data import BATCH_ROWS
 from ..model import EXPLAIN_OPTIONS
+from ..results import Contributions
 from .engine import _model_url
 from .keyed import ModelIndex
 from .partitions import ScoreOptions, input_columns, load_cached, score_batch_stream, set_threads
@@ -62,6 +63,7 @@ def score(
         fields += [
             types.StructField(f"top_feature_{i}", types.StringType()),
             types.StructField(f"top_share_{i}", types.FloatType()),
+            *(types.StructField(f"top_{f}_{i}", types.DoubleType()) for f in Contributions.VALUE_FIELDS),
         ]
     threads = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
     read = list(dict.fromkeys([*input_columns(m, opts), *keep]))

@@ -218,6 +218,9 @@ def fit_stream(
     source = RowGroupStream(groups, read_cols, lambda rg, t: split(rg, t)[0], encode, buffer_rows, det.device_)
     Xv = to_tensor(scaler.transform(X_val), det.device_) if X_val.shape[0] else None
     with seeded(int(rng.integers(2**31 - 1)), det.device_) as gen:
+        resolve = getattr(det, "_resolve_widths", None)  # widths that follow the data's shape (hidden=None)
+        if resolve is not None:
+            resolve(X_sample.shape[1])
         det.net_ = det._build(X_sample.shape[1])
         init_weights(det.net_, gen)
         det.net_.to(det.device_)
