@@ -139,7 +139,7 @@ def test_encoder_schema_differences_are_schema_errors():
 
 def test_encoder_rejects_dates_with_a_hint():
     df = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=3), "x": [1.0, 2.0, 3.0]})
-    with pytest.raises(InputTypeError, match=r"'t' holds dates or times.*--drop t"):
+    with pytest.raises(InputTypeError, match=r"'t' holds dates or times.*--drop t.*--time-column t"):
         TabularEncoder().fit(df)
 
 

@@ -66,7 +66,7 @@ def _kind(name: str, typ: pa.DataType) -> str:
     if pa.types.is_temporal(typ):
         raise InputTypeError(
             f"column {name!r} holds dates or times ({typ}); drop it (--drop {name}), or, for a time series, "
-            "name it as the time column"
+            f"name it as the time column (--time-column {name})"
         )
     raise InputTypeError(f"column {name!r} has type {typ}, which cannot be encoded as numbers; drop it (--drop {name})")
 
