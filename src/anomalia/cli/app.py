@@ -581,9 +581,9 @@ def models(ctx: typer.Context) -> None:
 @app.command()
 def info(model_dir: str = typer.Argument(..., metavar="MODEL", help="Model folder.")) -> None:
     """Show a saved model's manifest: detector, schema, threshold, training data, versions."""
-    from .catalog import manifest_info  # the manifest only: no torch import
+    from ..bundle import describe  # the manifest only: no torch import
 
-    i = manifest_info(model_dir)
+    i = describe(model_dir)
     schema = i["schema"]
     kind = i["input_kind"]
     cols = schema.get("columns") or []

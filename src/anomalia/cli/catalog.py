@@ -7,14 +7,11 @@ and a test checks that the two agree. After adding a detector, regenerate it wit
 
     python -c "from anomalia.cli.catalog import catalog_source; print(catalog_source())"
 
-:func:`manifest_info` reads a model folder's manifest only (JSON; no weights, no detector classes).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
 
 #: name -> (class name, input kind, description, default parameters as text)
 DETECTORS: dict[str, tuple[str, str, str, str]] = {
@@ -266,63 +263,3 @@ def _wrapped(text: str, width: int = 96) -> list[str]:
     if len(parts) == 1:
         return [f"        {parts[0]!r},"]
     return ["        (", *(f"            {p!r}" for p in parts), "        ),"]
-
-
-def _encoder_summary(encoder: dict[str, Any]) -> dict[str, Any]:
-    columns = encoder.get("columns") or []
-    cats = [c for c in columns if c.get("kind") == "category"]
-    return {
-        "input_columns": len(columns),
-        "features": sum(len(c.get("categories") or []) if c.get("kind") == "category" else 1 for c in columns),
-        "one_hot_columns": [f"{c.get('name')} ({len(c.get('categories') or [])})" for c in cats],
-        "impute": encoder.get("impute") or "none (missing values are an error)",
-    }
-
-
-def _layer_sizes(tensors: dict[str, Any]) -> str | None:
-    """The sizes of a dense network's layers, read from the weight shapes (``net.*.weight`` of rank 2)."""
-    sizes = [shape["shape"] for key, shape in tensors.items() if key.startswith("net.") and key.endswith(".weight")]
-    dense = [s for s in sizes if len(s) == 2]
-    if not dense or len(dense) != len(sizes):
-        return None
-    return " → ".join(str(v) for v in [dense[0][1], *(s[0] for s in dense)])
-
-
-def manifest_info(path: str | Path) -> dict[str, Any]:
-    """What ``anomalia info`` shows, from the manifest alone (the weights are not read)."""
-    from ..bundle import read_manifest
-
-    folder = Path(path)
-    m = read_manifest(folder)
-    det = m.get("detector") or {}
-    pre = m.get("preprocess") or {}
-    preprocess = None
-    if pre.get("kind") == "table":
-        from .._core import BundleError
-
-        encoder = pre.get("encoder")
-        if not isinstance(encoder, dict) or not isinstance(encoder.get("columns"), list):
-            raise BundleError(f"the preprocessing in {folder} is damaged; fit again")
-        preprocess = _encoder_summary(encoder)
-    history = (det.get("state") or {}).get("history") or []
-    return {
-        "path": str(folder),
-        "name": m.get("name") or folder.resolve().name,
-        "version": m.get("version"),
-        "detector": det.get("name"),
-        "input_kind": det.get("input_kind", "table"),
-        "params": det.get("params", {}),
-        "schema": det.get("schema", {}),
-        "threshold": det.get("threshold"),
-        "training": det.get("training", {}),
-        "n_calibration": len((det.get("calibration") or {}).get("scores", [])),
-        "anomalia_version": m.get("anomalia_version"),
-        "format_version": m.get("format_version"),
-        "created": m.get("created"),
-        "epochs_run": sum(len(h.get("train_loss", [])) for h in history),
-        "effective": (det.get("state") or {}).get("effective") or {},
-        "preprocess": preprocess,
-        "images": {k: pre[k] for k in ("size", "mode")} if pre.get("kind") == "images" else None,
-        "label_column": m.get("label_column"),
-        "layers": _layer_sizes((m.get("weights") or {}).get("tensors") or {}),
-    }
