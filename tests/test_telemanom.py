@@ -101,3 +101,28 @@ def test_telemanom_detector_finds_the_anomalous_sequence() -> None:
 def test_telemanom_target_must_be_a_channel() -> None:
     with pytest.raises(an.ParameterError, match="target"):
         an.Telemanom(target=3, window=8, hidden=4, layers=1, epochs=1).fit(_telemetry(300, 0))
+
+
+def _shifted(n: int = 1200) -> np.ndarray:
+    t = np.arange(n)
+    x = np.sin(2 * np.pi * t / 25) + 0.05 * np.random.default_rng(2).normal(size=n)
+    x[600:] += 3.0  # a new normal level
+    return x.reshape(-1, 1).astype(np.float32)
+
+
+def test_continual_learning_adapts_and_skips_flagged_blocks() -> None:
+    from anomalia.detectors.continual import continual_scores
+
+    x = _shifted()
+
+    def make() -> an.WindowAutoEncoder:
+        return an.WindowAutoEncoder(window=8, hidden=(8, 4), epochs=5, random_state=0).fit(x[:300])
+
+    fixed = make().anomaly_score(x)
+    learning = continual_scores(make(), x, start=300, block=100)
+    np.testing.assert_allclose(learning[:400], fixed[:400])  # the first block is scored by the fitted model
+    assert learning[1000:].mean() < 0.5 * fixed[1000:].mean()  # it learned the new level
+    never = continual_scores(make(), x, start=300, block=100, flagged=lambda s, n: np.ones(n, bool))
+    np.testing.assert_allclose(never, fixed)  # every block flagged: nothing learned
+    with pytest.raises(an.InputError, match="start"):
+        continual_scores(make(), x, start=0)
