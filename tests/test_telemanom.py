@@ -126,3 +126,15 @@ def test_continual_learning_adapts_and_skips_flagged_blocks() -> None:
     np.testing.assert_allclose(never, fixed)  # every block flagged: nothing learned
     with pytest.raises(an.InputError, match="start"):
         continual_scores(make(), x, start=0)
+
+
+def test_readme_telemanom_example_runs(capsys: pytest.CaptureFixture) -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "an.Telemanom(" in b]
+    namespace: dict = {}
+    exec(compile(code, "README.md (Telemanom)", "exec"), namespace)
+    seqs = namespace["found"].sequences
+    assert any(a < 640 and b > 600 for a, b in seqs), seqs
