@@ -40,13 +40,16 @@ from anomalia.metrics import timeseries as tsm
 from anomalia.scoring.telemanom import telemanom_threshold
 
 
-def smd_telemanom_flags(det: an.BaseDetector, test: np.ndarray) -> np.ndarray:
-    """Telemanom's procedure on the mean absolute error over channels (the steps after the warm-up)."""
+def smd_errors(det: an.BaseDetector, test: np.ndarray) -> np.ndarray:
+    """Mean absolute prediction error over channels, per step (standardised units; 0 for the warm-up)."""
     _, _, parts = det.score_parts(test)
     assert parts is not None
-    errors = np.sqrt(np.clip(parts, 0.0, None)).mean(axis=1)  # parts: squared standardised errors
-    skip = det.span - 1
-    res = telemanom_threshold(errors[skip:], None, min_error=None, history=det.window)
+    return np.sqrt(np.clip(parts, 0.0, None)).mean(axis=1)  # parts: squared standardised errors
+
+
+def smd_telemanom_flags(errors: np.ndarray, skip: int) -> np.ndarray:
+    """Telemanom's procedure (paper settings) on the errors after the ``skip`` warm-up steps."""
+    res = telemanom_threshold(errors[skip:], None, min_error=None, history=skip)
     return np.r_[np.zeros(skip, dtype=bool), res.flags]
 
 
@@ -66,9 +69,11 @@ def smd_suite(machines: list[str], cache: Path | None) -> str:
         c0 = time.process_time()
         det = tsb.smd_detector().fit(train)
         fit_cpu = time.process_time() - c0
-        decisions = {"POT risk 1e-3": det.is_anomaly(test), "Telemanom": smd_telemanom_flags(det, test)}
+        errors = smd_errors(det, test)
+        decisions = {"POT risk 1e-3": det.is_anomaly(test), "Telemanom": smd_telemanom_flags(errors, det.span - 1)}
         if cache is not None:
-            np.savez(cache / f"smd_{m}.npz", y=y, **{k.split()[0]: v for k, v in decisions.items()})
+            np.savez(cache / f"smd_{m}.npz", y=y, errors=errors, scores=det.anomaly_score(test), skip=det.span - 1,
+                     **{k.split()[0]: v for k, v in decisions.items()})  # fmt: skip
         for label, flags in decisions.items():
             p, r, f1 = tsm.point_prf(y, flags)
             ev = tsm.event_prf(y, flags)
