@@ -138,3 +138,11 @@ def test_readme_telemanom_example_runs(capsys: pytest.CaptureFixture) -> None:
     exec(compile(code, "README.md (Telemanom)", "exec"), namespace)
     seqs = namespace["found"].sequences
     assert any(a < 640 and b > 600 for a, b in seqs), seqs
+
+
+def test_buffer_flags_widens_each_flag() -> None:
+    f = np.zeros(20, bool)
+    f[[5, 15]] = True
+    assert np.flatnonzero(tm.buffer_flags(f, 2)).tolist() == [3, 4, 5, 6, 7, 13, 14, 15, 16, 17]
+    with pytest.raises(an.InputError, match="buffer"):
+        tm.buffer_flags(f, -1)

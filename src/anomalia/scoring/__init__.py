@@ -7,7 +7,7 @@ from .dynamic import DynamicResult, dynamic_threshold
 from .pot import GPDTail, fit_excesses, fit_tail
 from .smoothing import ewma, running_tail_probability, running_zscore
 from .spot import SPOT, SPOTState, StreamResult
-from .telemanom import TelemanomResult, telemanom_threshold
+from .telemanom import TelemanomResult, buffer_flags, telemanom_threshold
 from .thresholds import (
     POT,
     THRESHOLDS,
@@ -44,6 +44,7 @@ __all__ = [
     "TelemanomResult",
     "Threshold",
     "bonferroni",
+    "buffer_flags",
     "conformal_p_values",
     "dynamic_threshold",
     "ewma",

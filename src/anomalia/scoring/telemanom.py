@@ -73,9 +73,12 @@ def adjusted_ewma(x: np.ndarray, span: int) -> np.ndarray:
     return np.asarray(num / den, dtype=np.float64)
 
 
-def _buffered(mask: np.ndarray, buffer: int) -> np.ndarray:
-    """``mask`` widened by ``buffer`` steps on each side (a running maximum)."""
-    if buffer <= 0 or not mask.any():
+def buffer_flags(flags: np.ndarray, buffer: int) -> np.ndarray:
+    """Flags widened by ``buffer`` steps on each side (Telemanom's error buffer), for any decision."""
+    mask = np.asarray(flags, dtype=bool).ravel()
+    if buffer < 0:
+        raise InputError(f"buffer must be a number of steps >= 0; got {buffer}")
+    if buffer == 0 or not mask.any():
         return mask.copy()
     c = np.r_[0, np.cumsum(mask)]
     i = np.arange(mask.size)
@@ -102,7 +105,7 @@ def _epsilon(e: np.ndarray, mu: float, sd: float, zs: np.ndarray, buffer: int) -
         if not above.any():
             continue
         below = e[~above]
-        flagged = _buffered(above, buffer - 1)  # the reference widens by buffer - 1 while choosing
+        flagged = buffer_flags(above, max(buffer - 1, 0))  # the reference widens by buffer - 1 while choosing
         n_flagged = int(flagged.sum())
         n_seq = len(_sequences(flagged))
         d_mu = (mu - below.mean()) / mu if below.size else 0.0
@@ -224,7 +227,7 @@ def telemanom_threshold(
             above = (e >= eps) & (seg > min_share * spread) if v is not None else e >= eps
             if not above.any():
                 continue
-            flagged = _buffered(above, error_buffer) & judged
+            flagged = buffer_flags(above, error_buffer) & judged
             if not flagged.any():
                 continue
             candidates = ~(flagged | flags[lo:hi])
