@@ -212,9 +212,10 @@ def nab_suite(names: list[str], modes: list[str]) -> str:
                 events.append([label, tlabel, *_nab_events(flags, series)])
             speed.append([label, cpu])
             print(label, f"{cpu:.0f} CPU s", proto[-1][1], flush=True)
-    if len(zs) > 1:
-        label = "mean z of " + " + ".join(zs)
-        scores = [tsb.onset(np.mean(z, axis=0)) for z in zip(*zs.values(), strict=True)]
+    for mode in modes if len(names) > 1 else []:  # per mode, the mean of the detectors' z: still causal
+        members = [f"{name} ({mode})" for name in names]
+        label = "mean z of " + " + ".join(members)
+        scores = [tsb.onset(np.mean(z, axis=0)) for z in zip(*(zs[k] for k in members), strict=True)]
         row = [label]
         for prof in ("standard", "reward_low_FP_rate", "reward_low_FN_rate"):
             thr, best = nabm.nab_sweep(scores, windows, profiles[prof]).best
@@ -223,6 +224,7 @@ def nab_suite(names: list[str], modes: list[str]) -> str:
         fixed = [tsb.first_alarms(s >= tsb.FIXED_Z) for s in scores]
         fixed_label = f"z >= {tsb.FIXED_Z:g} (fixed)"
         free.append([label, fixed_label] + [nabm.nab_score(fixed, windows, profiles[p]) for p in profiles])
+        events.append([label, fixed_label, *_nab_events(fixed, series)])
     return "\n\n".join(
         [
             "**NAB, NAB's protocol** (one threshold per profile for the whole corpus, chosen to maximise the score)",
