@@ -61,7 +61,9 @@ class Telemanom(LSTMForecaster):
         "error_buffer": [interval(0, None, integer=True)],
         "prune": [interval(0.0, 1.0, closed="left")],
     }
-    test_params = {"window": 8, "hidden": 8, "layers": 1, "epochs": 2, "batch_size": 64, "dropout": 0.0}
+    #: ``target=None`` in the contract tests: one channel's absolute error is often tiny, where float32 rounding
+    #: alone exceeds the ONNX export's relative parity check (export then refuses with that reason).
+    test_params = {"window": 8, "hidden": 8, "layers": 1, "epochs": 2, "batch_size": 64, "dropout": 0.0, "target": None}
 
     window: int = 250
     hidden: int = 80
