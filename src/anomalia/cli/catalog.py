@@ -149,6 +149,23 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             'random_state=None, threshold=None'
         ),
     ),
+    'telemanom': (
+        'Telemanom',
+        'series',
+        (
+            "Telemanom's pipeline (Hundman et al., KDD 2018): an LSTM predicts the target channel (the "
+            'telemetry value; the other channels, e.g. encoded commands, are inputs only) from the window = '
+            '250 steps before it; the anomaly score of a step is its absolute prediction error (standardised '
+            "units), and detect applies the paper's decision procedure to those errors."
+        ),
+        (
+            "batch_size=64, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.3, "
+            "epochs=35, error_batch=70, error_buffer=100, error_window=30, fill='error', hidden=80, "
+            'keep_rows=False, layers=2, lr=0.001, patience=10, prune=0.13, random_state=None, resample=None, '
+            'robust=None, smoothing=0, smoothing_perc=0.05, target=0, threshold=None, time_column=None, '
+            'train_stride=1, validation_fraction=0.2, weight_decay=1e-05, window=250'
+        ),
+    ),
     'text': (
         'TextDetector',
         'text',

@@ -17,6 +17,7 @@ from .persist import load, save
 from .registry import detector_names, get_detector, make_detector, register
 from .series import SeriesDetector
 from .stream_state import StreamState
+from .telemanom import Telemanom
 from .text import TextDetector
 from .text_lm import TextLM
 from .vae import VAE
@@ -40,6 +41,7 @@ __all__ = [
     "MultiModalDetector",
     "SeriesDetector",
     "StreamState",
+    "Telemanom",
     "TextDetector",
     "TextLM",
     "WindowAutoEncoder",

@@ -7,6 +7,7 @@ from .dynamic import DynamicResult, dynamic_threshold
 from .pot import GPDTail, fit_excesses, fit_tail
 from .smoothing import ewma, running_tail_probability, running_zscore
 from .spot import SPOT, SPOTState, StreamResult
+from .telemanom import TelemanomResult, buffer_flags, telemanom_threshold
 from .thresholds import (
     POT,
     THRESHOLDS,
@@ -40,8 +41,10 @@ __all__ = [
     "Sweep",
     "TargetPrecision",
     "TargetRecall",
+    "TelemanomResult",
     "Threshold",
     "bonferroni",
+    "buffer_flags",
     "conformal_p_values",
     "dynamic_threshold",
     "ewma",
@@ -51,4 +54,5 @@ __all__ = [
     "running_tail_probability",
     "running_zscore",
     "sweep",
+    "telemanom_threshold",
 ]
