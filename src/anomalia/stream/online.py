@@ -157,7 +157,28 @@ class KeyState:
     def dumps(self) -> tuple[str, bytes]:
         """``(json, bytes)``: the exact state (floats round-trip); the arrays go to the bytes."""
         n = max(self.count, self.pos)
-        meta = {
+        if self.spot is None and self.series is None:  # the common case, written as json.dumps would
+            e = self.ewma
+            ewma = "null" if e is None else repr(float(e)) if math.isfinite(e) else json.dumps(float(e))
+            text = (
+                f'{{"count":{self.count},"pos":{self.pos},"ring":{n},"drift":{self.drift_n},"ewma":{ewma},'
+                f'"spot":null,"n":{self.n},"n_flagged":{self.n_flagged},"n_drifts":{self.n_drifts},'
+                f'"rebased":{"true" if self.rebased else "false"},"entered":{self.entered},"series":null}}'
+            )
+        else:
+            text = json.dumps(self._meta(n), separators=(",", ":"))
+        blob = b"".join(
+            (
+                self.ring[:n].tobytes(),
+                self.stand_in[:n].tobytes(),
+                self.drift[0, : self.drift_n].tobytes(),
+                self.drift[1, : self.drift_n].tobytes(),
+            )
+        )
+        return text, blob
+
+    def _meta(self, n: int) -> dict[str, Any]:
+        return {
             "count": self.count,
             "pos": self.pos,
             "ring": n,
@@ -171,15 +192,6 @@ class KeyState:
             "entered": self.entered,
             "series": None if self.series is None else self.series.to_dict(),
         }
-        blob = b"".join(
-            (
-                self.ring[:n].tobytes(),
-                self.stand_in[:n].tobytes(),
-                self.drift[0, : self.drift_n].tobytes(),
-                self.drift[1, : self.drift_n].tobytes(),
-            )
-        )
-        return json.dumps(meta, separators=(",", ":")), blob
 
     @classmethod
     def loads(cls, meta_text: str, blob: bytes, window: int, drift_window: int) -> KeyState:
@@ -328,39 +340,46 @@ class Decider:
         state.n_flagged += int(flags.sum())
         return Decisions(scores, p, flags, drifts)
 
-    def decide_many(self, states: list[KeyState], raws: list[np.ndarray]) -> list[Decisions]:
-        """:meth:`decide` for several keys at once (one entry per key, its points in order), with the same
-        results: keys with few points in the batch are decided point by point in rounds (the first point of
-        every key, then the second, ...), each round's p-values computed together across the keys."""
-        out: list[Decisions | None] = [None] * len(states)
-        small = []
-        for j, (state, raw) in enumerate(zip(states, raws, strict=True)):
-            if self.spot is not None or self.fixed is not None or np.size(raw) > SMALL:
-                out[j] = self.decide(state, raw)
-            else:
-                small.append(j)
-        if not small:
-            return out  # type: ignore[return-value]
+    def decide_many(self, states: list[KeyState], raws: list[np.ndarray]) -> Decisions:
+        """:meth:`decide` for several keys at once, with the same results.
+
+        ``raws[j]`` are the new points of the key whose state is ``states[j]``, in order. The result covers
+        the points of every key one after the other (``raws`` concatenated); each drift carries ``key``
+        (its index ``j``) and ``point`` (its position among that key's points). Keys with few points in the
+        batch are decided in rounds (the first point of every key, then the second, ...), each round's
+        p-values computed together across the keys; the others one key at a time (:meth:`decide`).
+        """
         o, cal, W = self.online, self.cal, self.online.window
-        scores, ps, fl, dr = {}, {}, {}, {}
-        for j in small:
-            raw = np.asarray(raws[j], dtype=np.float64)
-            if self._a:
-                a, e, sc = self._a, states[j].ewma, np.empty(raw.size)
-                for i in range(raw.size):
-                    e = raw[i] if e is None else a * raw[i] + (1.0 - a) * e
-                    sc[i] = e
-                states[j].ewma = e
-            else:
-                sc = raw.copy()
-            scores[j], ps[j], fl[j], dr[j] = sc, np.ones(raw.size), np.zeros(raw.size, dtype=bool), []
+        sizes = [int(np.size(r)) for r in raws]
+        offsets = np.cumsum([0, *sizes])
+        total = int(offsets[-1])
+        S = np.concatenate([np.asarray(r, dtype=np.float64).ravel() for r in raws]) if raws else np.empty(0)
+        P = np.ones(total)
+        F = np.zeros(total, dtype=bool)
+        drifts: list[dict[str, Any]] = []
+        small = []
+        for j, state in enumerate(states):
+            lo, hi = offsets[j], offsets[j + 1]
+            if self.spot is not None or self.fixed is not None or sizes[j] > SMALL:
+                d = self.decide(state, S[lo:hi])
+                S[lo:hi], P[lo:hi], F[lo:hi] = d.score, d.p_value, d.is_anomaly
+                drifts += [{**e, "key": j} for e in d.drifts]
+            elif sizes[j]:
+                small.append(j)
+                if self._a:
+                    a, e = self._a, state.ewma
+                    for i in range(lo, hi):
+                        e = S[i] if e is None else a * S[i] + (1.0 - a) * e
+                        S[i] = e
+                    state.ewma = float(e) if e is not None else None
         cols = np.arange(W)
         for r in range(SMALL):
-            active = [j for j in small if scores[j].size > r]
+            active = [j for j in small if sizes[j] > r]
             if not active:
                 break
             st = [states[j] for j in active]
-            s = np.array([scores[j][r] for j in active])
+            at = offsets[active] + r
+            s = S[at]
             c = np.array([x.count for x in st])
             rings = np.stack([x.ring for x in st])
             cnt = np.count_nonzero((rings >= s[:, None]) & (cols[None, :] < c[:, None]), axis=1)
@@ -370,19 +389,21 @@ class Decider:
             if model.any():
                 pc = (1.0 + cal.size - np.searchsorted(cal, s, side="left")) / (cal.size + 1.0)
                 pk = np.where(model, pc, pk)
+            P[at] = pk
             event = (s != s) | (pk <= o.alpha)
             event |= (np.array([x.entered for x in st]) + 1) % self.every == 0
             takes = np.zeros(len(st), dtype=bool)
             if o.drift_window:
                 takes = (np.array([x.n for x in st]) + r) % self.stride == 0
                 event |= takes & (np.array([x.drift_n for x in st]) + 1 >= o.drift_window)
-            for q, j in enumerate(active):
-                x = st[q]
-                if event[q]:
-                    self._point(x, r, scores[j], None, ps[j], fl[j], dr[j])
-                    continue
-                v = float(s[q])
-                ps[j][r] = pk[q]
+            for q in np.flatnonzero(event).tolist():
+                j, x = active[q], st[q]
+                lo, hi = offsets[j], offsets[j + 1]
+                found: list[dict[str, Any]] = []
+                self._point(x, r, S[lo:hi], None, P[lo:hi], F[lo:hi], found)
+                drifts += [{**e, "key": j} for e in found]
+            for q in np.flatnonzero(~event).tolist():
+                x, v = st[q], float(s[q])
                 x.ring[x.pos], x.stand_in[x.pos] = v, False
                 x.pos = (x.pos + 1) % W
                 x.count = min(x.count + 1, W)
@@ -391,10 +412,9 @@ class Decider:
                     x.drift[0, x.drift_n], x.drift[1, x.drift_n] = pk[q], v
                     x.drift_n += 1
         for j in small:
-            states[j].n += scores[j].size
-            states[j].n_flagged += int(fl[j].sum())
-            out[j] = Decisions(scores[j], ps[j], fl[j], dr[j])
-        return out  # type: ignore[return-value]
+            states[j].n += sizes[j]
+            states[j].n_flagged += int(np.count_nonzero(F[offsets[j] : offsets[j + 1]]))
+        return Decisions(S, P, F, drifts)
 
     def _point(
         self,
@@ -456,14 +476,15 @@ class Decider:
             m = min(n - i, BLOCK, W)
             s = scores[i : i + m]
             c, ring = state.count, state.ring
-            old = ring[:c] if c < W else np.concatenate((ring[state.pos :], ring[: state.pos]))
-            seq = np.concatenate((old, s))  # oldest first; point k sees seq[lo_k : c + k]
+            old = ring[:c] if c < W else np.concatenate((ring[state.pos :], ring[: state.pos]))  # oldest first
             k = np.arange(m)
             hi = c + k
-            lo = np.maximum(0, hi - W)
-            j = np.arange(c + m)
-            inside = (j[None, :] >= lo[:, None]) & (j[None, :] < hi[:, None])
-            cnt = np.count_nonzero((seq[None, :] >= s[:, None]) & inside, axis=1)
+            lo = np.maximum(0, hi - W)  # point k sees old[lo_k:] and the block's points before it
+            cnt = c - np.searchsorted(np.sort(old), s, side="left")  # old scores >= s_k
+            head = old[: min(m, c)]  # the old scores the block can push out
+            gone = (np.arange(head.size)[None, :] < lo[:, None]) & (head[None, :] >= s[:, None])
+            cnt = cnt - np.count_nonzero(gone, axis=1)
+            cnt = cnt + np.count_nonzero((k[None, :] < k[:, None]) & (s[None, :] >= s[:, None]), axis=1)
             size = hi - lo
             pk = (1.0 + cnt) / (size + 1.0)
             model = ~((size >= o.min_calibration) | (state.rebased & (size > 0)))
@@ -505,11 +526,11 @@ class Decider:
         flagging level, among scores that entered as they were, so stand-ins never feed on each other.
         NaN for a set of fewer than 2 scores.
         """
-        if cal.size < 2:
+        if cal.size < 2 or self.cal.size < 2:
             return math.nan
         hi = 1.0 - min(0.5, TAIL * self.online.alpha)
-        k50, khi = np.quantile(cal, [0.5, hi])
-        m50, mhi, mq = np.quantile(self.cal, [0.5, hi, 1.0 - self.online.alpha * (1.0 - u)])
+        k50, khi = _quantiles(cal, (0.5, hi), sort=True)
+        m50, mhi, mq = _quantiles(self.cal, (0.5, hi, 1.0 - self.online.alpha * (1.0 - u)), sort=False)
         scale = (khi - k50) / (mhi - m50) if mhi > m50 else 1.0
         return float(k50 + scale * (mq - m50))
 
@@ -551,6 +572,20 @@ class Decider:
                     pass
             out["rebaselined"] = True
         return out
+
+
+def _quantiles(x: np.ndarray, qs: tuple[float, ...], *, sort: bool) -> list[float]:
+    """Quantiles of ``x`` with linear interpolation (numpy's default rule); ``sort=False``: ``x`` is sorted."""
+    n = x.size
+    pos = [q * (n - 1) for q in qs]
+    idx = sorted({min(int(v), n - 1) for v in pos} | {min(int(v) + 1, n - 1) for v in pos})
+    part = np.partition(x, idx) if sort else x
+    out = []
+    for v in pos:
+        lo = min(int(v), n - 1)
+        a, b = float(part[lo]), float(part[min(lo + 1, n - 1)])
+        out.append(a + (v - lo) * (b - a))
+    return out
 
 
 def _spot_args(spot: Any) -> dict[str, Any]:

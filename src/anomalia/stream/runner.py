@@ -343,13 +343,14 @@ class Watcher:
         for start in range(0, len(todo), step):
             part = todo[start : start + step]
             states = [self.store.get(key, self.decider.new_state) for key, _ in part]
-            decided = self.decider.decide_many(states, [raw[idx] for _, idx in part])
-            for (key, idx), d in zip(part, decided, strict=True):
+            at = [i for _, idx in part for i in idx]
+            d = self.decider.decide_many(states, [raw[idx] for _, idx in part])
+            score[at], p[at], flag[at] = d.score, d.p_value, d.is_anomaly
+            for key, _ in part:
                 self.store.touched(key)
-                score[idx], p[idx], flag[idx] = d.score, d.p_value, d.is_anomaly
-                for event in d.drifts:
-                    at = idx[event["point"]]
-                    drifts.append({**event, "key": key, "id": messages[at].id})
+            for event in d.drifts:
+                key, idx = part[event["key"]]
+                drifts.append({**event, "key": key, "id": messages[idx[event["point"]]].id})
         results = []
         for i, m in enumerate(messages):
             r: dict[str, Any] = {"id": m.id, "key": keys[i]}
@@ -379,7 +380,10 @@ class Watcher:
             values = [m.record.get(c) for m in messages]
             if c == self.time_column:
                 data[c] = pd.to_datetime(values)
-            else:
+                continue
+            try:  # the common case: every value a number or a number's text
+                data[c] = np.array(values, dtype=np.float64)
+            except (TypeError, ValueError):
                 data[c] = pd.to_numeric(pd.Series(values, dtype=object), errors="raise").astype("float64")
         return pd.DataFrame(data)
 
