@@ -563,3 +563,32 @@ def test_key_state_text_is_what_json_writes():
         d.decide(state, x)
         text, _ = state.dumps()
         assert text == json.dumps(state._meta(max(state.count, state.pos)), separators=(",", ":"))
+
+
+def test_drift_test_runs_at_the_effective_sample_size_of_autocorrelated_scores():
+    from anomalia.stream.drift import effective_size
+
+    rng = np.random.default_rng(12)
+    assert effective_size(rng.random(400)) > 250  # independent: about n
+    phi, n = 0.9, 40_000
+    e = rng.normal(size=n)
+    x = np.empty(n)
+    x[0] = e[0]
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + np.sqrt(1 - phi**2) * e[t]  # stationary AR(1), unit variance
+    assert effective_size(x[:2000]) < 2000 * 0.2  # (1 - phi) / (1 + phi) = 0.05 of n, estimated roughly
+    cal = rng.normal(size=2000)
+    fired = {}
+    for corrected in (False, True):
+        d = Decider(Online(drift_level=1e-3), cal, None)
+        if not corrected:
+            d._effective = lambda state, window: int(window.size)  # the plain KS test
+        state = d.new_state()
+        d.decide(state, x)
+        fired[corrected] = state.n_drifts
+    assert fired[False] >= 20 and fired[True] <= fired[False] / 4  # 200 tests
+    shifted = Decider(Online(), cal, None)
+    state = shifted.new_state()
+    shifted.decide(state, x[:5000])
+    before = state.n_drifts
+    assert shifted.decide(state, x[5000:7000] + 4.0).drifts or state.n_drifts > before  # a real shift is found

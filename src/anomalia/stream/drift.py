@@ -6,11 +6,14 @@ when the statistic exceeds the critical value at ``level``: for independent unif
 false alarm in a share ``level`` of the windows. The p-values of neighbouring points are not independent
 when the scores are autocorrelated (a series detector's windows overlap, real metrics move slowly): a
 window of ``n`` such p-values carries the information of fewer independent ones, its empirical law strays
-further from the diagonal, and the plain test fires far more often than ``level`` on stationary data. So
-the test is run at the window's effective sample size (:func:`effective_size`, the usual long-run
-variance correction for the mean of a stationary series, applied to the empirical distribution
-function), which keeps its false-alarm rate near ``level`` under autocorrelation; the rate is measured
-on stationary real series in ``benchmarks/stream.py``. A level shift upwards makes the p-values pile up
+further from the diagonal, and the plain test fires far more often than ``level`` on stationary data. The
+calibration set the p-values are computed against is a dependent sample too (the key's last scores), so
+the p-values of a window are in effect a two-sample comparison of the window with that set. The test is
+run at the combined effective sample size ``n m / (n + m)`` of the window (``n``) and the set (``m``),
+each from :func:`effective_size` (the usual long-run variance correction for the mean of a stationary
+series, applied to the empirical distribution function); for independent scores that is the two-sample
+KS test's own size. The false-alarm rate is measured on stationary real series in
+``benchmarks/stream.py``. A level shift upwards makes the p-values pile up
 near 0, one downwards near 1; both move the empirical distribution away from the diagonal, and the test
 sees both.
 """

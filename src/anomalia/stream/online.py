@@ -534,6 +534,19 @@ class Decider:
         scale = (khi - k50) / (mhi - m50) if mhi > m50 else 1.0
         return float(k50 + scale * (mq - m50))
 
+    def _effective(self, state: KeyState, window: np.ndarray) -> int:
+        """The drift test's sample size: the window's and the calibration set's effective sizes combined as
+        in a two-sample test (``n m / (n + m)``), since the p-values compare the window with that set."""
+        o = self.online
+        n = effective_size(window)
+        c = state.count
+        if c >= o.min_calibration or (state.rebased and c):
+            r, at = state.ring, state.pos
+            m = effective_size(r[:c] if c < o.window else np.concatenate((r[at:], r[:at])))  # oldest first
+        else:
+            m = self.cal.size  # the model's held-out scores: independent of the stream
+        return max(2, int(n * m / (n + m)))
+
     def _critical(self, size: int) -> float:
         crit = self._crit.get(size)
         if crit is None:
@@ -549,10 +562,10 @@ class Decider:
         d = float(max(np.max(k / m - x), np.max(x - (k - 1) / m)))
         window_scores = state.drift[1, : state.drift_n].copy()
         state.drift_n = 0
-        if d <= self.crit:  # a smaller effective size only raises the critical value
+        if d <= self.crit:  # the critical value at the window's own size; a smaller effective size raises it
             return None
-        size = effective_size(raw)
-        crit = self.crit if size >= m else self._critical(size)
+        size = self._effective(state, raw)
+        crit = self._critical(size)
         if d <= crit:
             return None
         state.n_drifts += 1
