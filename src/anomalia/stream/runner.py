@@ -10,14 +10,16 @@ For each batch, in this order (the order is the guarantee):
    its key's :class:`~anomalia.stream.online.KeyState` (:class:`~anomalia.stream.online.Decider`);
 3. give the flagged points and the drifts to the response engine (its own transactional store; an alert is
    unique per fingerprint and message id, so scoring a message again after a crash adds no second alert);
-4. at a checkpoint — ``checkpoint`` messages since the last one, ``checkpoint_ms`` after the first message
-   not yet committed, or the source idle, whichever comes first — commit the key states, the source
-   position and the results since the last checkpoint in one SQLite transaction;
+4. at a checkpoint — a batch that did not fill (the watcher has caught up with the source),
+   ``checkpoint`` messages since the last one, or ``checkpoint_ms`` after the first message not yet
+   committed, whichever comes first — commit the key states, the source position and the results since
+   the last checkpoint in one SQLite transaction;
 5. then acknowledge those messages and write their results (Redis: one server-side transaction, exactly
    once).
 
-A checkpoint spanning several batches writes each changed key state once and acknowledges in one call;
-the time rule bounds what it adds to a message's latency by ``checkpoint_ms``, whatever the load.
+So a watcher that keeps up commits every batch, and one with a backlog commits several batches at once
+(each changed key state written once, one acknowledgement call); the time rule bounds what batching adds
+to a message's latency by ``checkpoint_ms``, whatever the load.
 
 A crash before 4 leaves the messages pending and the states as they were: they are scored again from the
 same states, so with the same scores. A crash between 4 and 5 leaves results in the store that are
@@ -223,7 +225,8 @@ class Watcher:
             messages = src.read(want, block)
             if messages and (max_messages is None or self.stats.messages + len(messages) < max_messages):
                 left_after = None if max_messages is None else max_messages - self.stats.messages - len(messages)
-                src.prefetch(self.batch if left_after is None else min(self.batch, left_after), self.block_ms)
+                ahead = self.batch if left_after is None else min(self.batch, left_after)
+                src.prefetch(ahead, min(self.block_ms, self.checkpoint_ms))  # its wait cannot hold a checkpoint up
             self._check_version()
             if not messages:
                 self._checkpoint()
@@ -232,7 +235,7 @@ class Watcher:
                 continue
             idle_since = time.monotonic()
             self._process(messages, replay=False)
-            if len(self._pending) >= self.checkpoint or (
+            if len(messages) < want or len(self._pending) >= self.checkpoint or (
                 self._pending_since is not None
                 and time.monotonic() - self._pending_since >= self.checkpoint_ms / 1000.0
             ):
@@ -308,13 +311,14 @@ class Watcher:
         keys = self._keys(messages)
         raw = np.full(n, np.nan)
         errors: dict[int, str] = {}
-        good = [i for i, m in enumerate(messages) if "__error__" not in m.record]
-        for i, m in enumerate(messages):
+        good: list[int] = []
+        order: dict[str, list[int]] = {}
+        for i, (m, key) in enumerate(zip(messages, keys, strict=True)):
             if "__error__" in m.record:
                 errors[i] = str(m.record["__error__"])
-        order: dict[str, list[int]] = {}
-        for i in good:
-            order.setdefault(keys[i], []).append(i)
+            else:
+                good.append(i)
+                order.setdefault(key, []).append(i)
         if self.series:
             scored_keys = {}
             for key, idx in order.items():
@@ -351,14 +355,12 @@ class Watcher:
             for event in d.drifts:
                 key, idx = part[event["key"]]
                 drifts.append({**event, "key": key, "id": messages[idx[event["point"]]].id})
-        results = []
-        for i, m in enumerate(messages):
-            r: dict[str, Any] = {"id": m.id, "key": keys[i]}
-            if i in errors:
-                r.update(score=None, p_value=None, is_anomaly=False, error=errors[i][:300])
-            else:
-                r.update(score=float(score[i]), p_value=float(p[i]), is_anomaly=bool(flag[i]))
-            results.append(r)
+        results: list[dict[str, Any]] = [
+            {"id": m.id, "key": key, "score": a, "p_value": b, "is_anomaly": c}
+            for m, key, a, b, c in zip(messages, keys, score.tolist(), p.tolist(), flag.tolist(), strict=True)
+        ]
+        for i, text in errors.items():
+            results[i].update(score=None, p_value=None, is_anomaly=False, error=text[:300])
         st = self.stats
         st.flagged += int(flag.sum())
         st.drifts += len(drifts)

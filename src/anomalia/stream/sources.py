@@ -301,9 +301,11 @@ class RedisSource(Source):
             claimed = self._claim(count)
             if claimed:
                 return claimed
-        if self._ahead is not None:
+        if self._ahead is not None:  # it waited for messages already: an empty answer is this read's answer
             ahead, self._ahead = self._ahead, None
             self._buffer += ahead.result()
+            out, self._buffer = self._buffer[:count], self._buffer[count:]
+            return out
         if self._buffer:
             out, self._buffer = self._buffer[:count], self._buffer[count:]
             return out
