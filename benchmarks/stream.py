@@ -6,6 +6,7 @@
     .venv/bin/python benchmarks/stream.py keys --keys 100000
     .venv/bin/python benchmarks/stream.py shift        # level shifts (NAB, SMD), protect / rebaseline / River
     .venv/bin/python benchmarks/stream.py drift        # false drifts on stationary real series (SMD, NAB)
+    .venv/bin/python benchmarks/stream.py profile      # where a watcher's time goes (wall and CPU per part)
     .venv/bin/python benchmarks/stream.py all
 
 Each section starts its own redis-server (Debian's package) on a free loopback port in a temporary folder
@@ -640,7 +641,68 @@ def drift(args: argparse.Namespace) -> str:
     )
 
 
-SECTIONS = {"throughput": throughput, "latency": latency, "chaos": chaos, "keys": keys, "shift": shift, "drift": drift}
+# ---------------------------------------------------------------------------------------------- profile
+def profile(args: argparse.Namespace) -> str:
+    """Where a watcher's time goes: wall and CPU time (of the calling thread) in its parts, on the tabular
+    throughput run. The parts nest (scoring holds the table, the model and the decisions; the commit holds
+    the key states' encoding), so the shares do not add up to 100 %."""
+    import collections
+
+    from anomalia.stream import online, runner, sources, store
+
+    wall: collections.Counter[str] = collections.Counter()
+    cpu: collections.Counter[str] = collections.Counter()
+    patched = []
+
+    def wrap(cls: Any, name: str, label: str) -> None:
+        f = getattr(cls, name)
+        patched.append((cls, name, f))
+
+        def timed(*a: Any, **k: Any) -> Any:
+            t, c = time.perf_counter(), time.thread_time()
+            try:
+                return f(*a, **k)
+            finally:
+                wall[label] += time.perf_counter() - t
+                cpu[label] += time.thread_time() - c
+
+        setattr(cls, name, timed)
+
+    tmp = Path(tempfile.mkdtemp(prefix="anomalia-stream-"))
+    server = start_redis(tmp)
+    try:
+        model = _tabular_model(tmp)
+        n = args.messages
+        rows, _ = _records(n, keys=1000)
+        _fill(server, "tab", rows)
+        for cls, name, label in ((runner.Watcher, "_score", "scoring (table, model, decisions)"),
+                                 (runner.Watcher, "_table", "records -> table"),
+                                 (runner.Watcher, "_model_scores", "model forward (Model.score)"),
+                                 (online.Decider, "decide_many", "decisions"),
+                                 (store.StateStore, "commit", "checkpoint commit (SQLite)"),
+                                 (online.KeyState, "dumps", "key state encoding"),
+                                 (sources.RedisSource, "read", "read (waiting for the prefetched batch)"),
+                                 (sources.RedisSource, "deliver", "XACK + results (Lua script)")):
+            wrap(cls, name, label)
+        c0 = time.process_time()
+        took, stats = _watch(model, server, "tab", tmp / "state", batch=256)
+        total_cpu = time.process_time() - c0
+    finally:
+        for cls, name, f in patched:
+            setattr(cls, name, f)
+        _stop(server)
+    out = [[k, f"{wall[k]:.2f}", f"{100 * wall[k] / took:.0f} %", f"{cpu[k]:.2f}", f"{100 * cpu[k] / total_cpu:.0f} %"]
+           for k, _ in wall.most_common()]
+    return (
+        f"**Where the time goes** (tabular autoencoder, 1,000 keys, {n:,} messages from Redis, batches of 256: "
+        f"{n / took:,.0f} records/s, {n / total_cpu:,.0f} per CPU second of the process, "
+        f"{stats.checkpoints} checkpoints; load average {os.getloadavg()[0]:.1f})\n\n"
+        + markdown_table(["part", "wall s", "share of wall", "CPU s (main thread)", "share of process CPU"], out)
+    )
+
+
+SECTIONS = {"throughput": throughput, "latency": latency, "chaos": chaos, "keys": keys, "shift": shift, "drift": drift,
+            "profile": profile}
 
 
 def main() -> None:

@@ -76,7 +76,8 @@ class Online:
     Defaults: ``alpha=0.01`` is the default false-alarm rate of a fitted model; ``window=500`` gives
     p-values a resolution of 0.002 (so ``p <= 0.01`` can happen) at 4 kB per key; ``min_calibration=100``
     is the smallest set on which ``p <= 0.01`` is reachable; ``drift_window=200`` / ``drift_level=1e-3``
-    give one false drift per 200,000 points of a key on independent p-values. None was tuned on labels.
+    give at most one false drift per 200,000 points of a key on independent scores (on normal stretches of
+    real series about one per 1,000: see benchmarks/RESULTS.md). None was tuned on labels.
     """
 
     decide: str = "conformal"
