@@ -91,7 +91,7 @@ class Watcher:
     batch : int
         Messages per batch at most.
     block_ms : int
-        How long a read waits for messages; a batch is committed at least this often while messages flow.
+        How long a read waits for messages (no longer than the checkpoint deadline while results wait for one).
     keys_in_memory : int
         Key states kept in memory; the others are spilled to the state store.
     follow_versions : bool
