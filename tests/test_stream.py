@@ -111,7 +111,7 @@ def test_a_crash_between_commit_and_ack_writes_each_result_once(model_dir, redis
     ids = fill(redis_server, "t3", records(300))
     url = redis_server.url(stream="t3", group="g")
     first = Watcher(model_dir, _DiesAfterCommit(url), open_output(redis_server.url(stream="t3.out")),
-                    state=tmp_path / "s", key_field="host", batch=50)
+                    state=tmp_path / "s", key_field="host", batch=50, checkpoint=50)
     with pytest.raises(KeyboardInterrupt):
         first.run(idle_exit=0.3)
     first.store.db.close()
@@ -475,3 +475,120 @@ def test_adapt_from_feedback_learns_the_rows_operators_called_new_normal(model_d
     with pytest.raises(SystemExit) as exc:
         main(["adapt", str(folder), "--from-feedback"])
     assert exc.value.code == 2 and "--respond" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"window": 60, "min_calibration": 20, "alpha": 0.05, "drift_window": 30},
+        {"decide": "dspot:1e-3", "smoothing": 5, "adaptation": "rebaseline", "drift_policy": "adapt",
+         "drift_window": 100},
+        {"adaptation": "rebaseline", "drift_policy": "adapt", "drift_window": 50, "window": 200},
+    ],
+)
+def test_block_decisions_equal_the_point_by_point_rule(kw):
+    rng = np.random.default_rng(7)
+    x = np.r_[rng.normal(size=1500), rng.normal(size=1500) + 2.5, rng.gamma(2.0, size=1000)]
+    x[rng.random(x.size) < 0.03] += 6.0  # flags
+    x[rng.integers(0, x.size, 20)] = np.nan
+    out = []
+    for pointwise, cuts in ((True, [4000]), (False, [4000]), (False, [3, 300, 301, 1700, 2999, 4000])):
+        d = Decider(Online(**kw), np.random.default_rng(0).normal(size=2000), None, drift_stride=2)
+        state, parts, start = d.new_state(), [], 0
+        for c in cuts:
+            parts.append(d.decide(state, x[start:c], pointwise=pointwise))
+            start = c
+        out.append((np.concatenate([q.p_value for q in parts]), np.concatenate([q.is_anomaly for q in parts]),
+                    [e["point"] + sum(len(q.score) for q in parts[:j]) for j, q in enumerate(parts) for e in q.drifts],
+                    state.dumps()))
+    for other in out[1:]:
+        np.testing.assert_array_equal(out[0][0], other[0])
+        np.testing.assert_array_equal(out[0][1], other[1])
+        assert out[0][2] == other[2] and out[0][3] == other[3]
+    assert out[0][1].mean() > 0.003  # the cases exercise flags (and, on the conformal rule, drifts)
+    assert len(out[0][2]) >= 1 or "decide" in kw
+
+
+def test_threshold_does_not_move_with_two_percent_injected_anomalies():
+    rng = np.random.default_rng(11)
+    cal = rng.gamma(2.0, size=2000)
+    clean = rng.gamma(2.0, size=20_000)
+    spiky = clean.copy()
+    spiky[rng.random(clean.size) < 0.02] += 20.0
+    levels = []
+    for x in (clean, spiky):
+        d = Decider(Online(), cal, None)
+        state = d.new_state()
+        q = []
+        for start in range(0, x.size, 500):
+            d.decide(state, x[start : start + 500])
+            q.append(np.quantile(state.calibration(), 0.99))
+        levels.append(np.mean(q[len(q) // 2 :]))
+    assert abs(levels[1] / levels[0] - 1) <= 0.05
+
+
+def test_decisions_across_keys_equal_one_key_at_a_time():
+    rng = np.random.default_rng(8)
+    n_keys, rounds = 40, 150
+    shift = np.linspace(0, 3, n_keys)[None, :] * (np.arange(rounds * 3) > 250)[:, None]  # some keys shift
+    x = rng.normal(size=(rounds * 3, n_keys)) + shift
+    x[rng.random(x.shape) < 0.02] += 5.0
+    x[rng.random(x.shape) < 0.005] = np.nan
+    kw = {"window": 100, "min_calibration": 99, "drift_window": 20, "adaptation": "rebaseline", "drift_policy": "adapt",
+          "smoothing": 3}
+    one = Decider(Online(**kw), np.random.default_rng(0).normal(size=500), None)
+    many = Decider(Online(**kw), np.random.default_rng(0).normal(size=500), None)
+    a = [one.new_state() for _ in range(n_keys)]
+    b = [many.new_state() for _ in range(n_keys)]
+    start = 0
+    for r in range(rounds):
+        size = 1 + r % 5  # 1 to 5 points per key and batch: rounds across keys and blocks
+        chunk = x[start : start + size]
+        start += size
+        got = many.decide_many(b, [chunk[:, k] for k in range(n_keys)])
+        for k in range(n_keys):
+            want = one.decide(a[k], chunk[:, k], pointwise=True)
+            np.testing.assert_array_equal(want.p_value, got.p_value[k * size : (k + 1) * size])
+            np.testing.assert_array_equal(want.is_anomaly, got.is_anomaly[k * size : (k + 1) * size])
+            assert [e["point"] for e in want.drifts] == [e["point"] for e in got.drifts if e["key"] == k]
+    assert all(sa.dumps() == sb.dumps() for sa, sb in zip(a, b, strict=True))
+    assert sum(s.n_drifts for s in a) > 0 and sum(s.n_flagged for s in a) > 0
+
+
+def test_key_state_text_is_what_json_writes():
+    d = _decider(smoothing=4)
+    for x in (np.arange(50.0), np.array([np.nan]), np.array([np.inf])):
+        state = d.new_state()
+        d.decide(state, x)
+        text, _ = state.dumps()
+        assert text == json.dumps(state._meta(max(state.count, state.pos)), separators=(",", ":"))
+
+
+def test_drift_test_runs_at_the_effective_sample_size_of_autocorrelated_scores():
+    from anomalia.stream.drift import effective_size
+
+    rng = np.random.default_rng(12)
+    assert effective_size(rng.random(400)) > 250  # independent: about n
+    phi, n = 0.9, 40_000
+    e = rng.normal(size=n)
+    x = np.empty(n)
+    x[0] = e[0]
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + np.sqrt(1 - phi**2) * e[t]  # stationary AR(1), unit variance
+    assert effective_size(x[:2000]) < 2000 * 0.2  # (1 - phi) / (1 + phi) = 0.05 of n, estimated roughly
+    cal = rng.normal(size=2000)
+    fired = {}
+    for corrected in (False, True):
+        d = Decider(Online(drift_level=1e-3), cal, None)
+        if not corrected:
+            d._effective = lambda state, window: int(window.size)  # the plain KS test
+        state = d.new_state()
+        d.decide(state, x)
+        fired[corrected] = state.n_drifts
+    assert fired[False] >= 20 and fired[True] <= fired[False] / 4  # 200 tests
+    shifted = Decider(Online(), cal, None)
+    state = shifted.new_state()
+    shifted.decide(state, x[:5000])
+    before = state.n_drifts
+    assert shifted.decide(state, x[5000:7000] + 4.0).drifts or state.n_drifts > before  # a real shift is found

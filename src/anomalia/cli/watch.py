@@ -29,7 +29,9 @@ def watch(
     out: str | None = typer.Option(
         None, "--out", help="Results: redis://HOST:PORT/DB?stream=NAME (exactly once) or a .jsonl file."
     ),
-    batch: int = typer.Option(256, "--batch", help="Messages per batch (one commit and one acknowledgement each)."),
+    batch: int = typer.Option(256, "--batch", help="Messages per batch (scored together)."),
+    checkpoint: int = typer.Option(2048, "--checkpoint", help="Commit and acknowledge at least every N messages..."),
+    checkpoint_ms: int = typer.Option(50, "--checkpoint-ms", help="... and N ms after the first uncommitted one."),
     block_ms: int = typer.Option(100, "--block-ms", help="Longest wait for a batch to fill, in milliseconds."),
     keys_in_memory: int = typer.Option(10_000, "--keys-in-memory", help="Key states kept in memory (LRU)."),
     decide: str = typer.Option("conformal", "--decide", help="conformal (p <= alpha), spot:RISK, dspot:RISK, model."),
@@ -60,6 +62,7 @@ def watch(
     watcher = Watcher(
         model_dir, src, output, state=state, key_field=key_field, online=online, responder=responder,
         batch=batch, block_ms=block_ms, keys_in_memory=keys_in_memory, follow_versions=adapt == "absorb",
+        checkpoint=checkpoint, checkpoint_ms=checkpoint_ms,
     )
     stop = threading.Event()
 

@@ -2,11 +2,20 @@
 
 :func:`ks_uniform` is a one-sample Kolmogorov–Smirnov test of a window of p-values against the uniform
 law. The runner tests each key's p-values in non-overlapping windows of ``window`` points and reports drift
-when the test's p-value is at most ``level``: for independent uniform p-values that is a false alarm in a
-share ``level`` of the windows, so ``level / window`` false drifts per point. Conformal p-values that share
-one calibration set are slightly dependent, so the rate is measured (``benchmarks/stream.py``) rather
-than only claimed. A level shift upwards makes the p-values pile up near 0, one downwards near 1; both
-move the empirical distribution away from the diagonal, and the test sees both.
+when the statistic exceeds the critical value at ``level``: for independent uniform p-values that is a
+false alarm in a share ``level`` of the windows. The p-values of neighbouring points are not independent
+when the scores are autocorrelated (a series detector's windows overlap, real metrics move slowly): a
+window of ``n`` such p-values carries the information of fewer independent ones, its empirical law strays
+further from the diagonal, and the plain test fires far more often than ``level`` on stationary data. The
+calibration set the p-values are computed against is a dependent sample too (the key's last scores), so
+the p-values of a window are in effect a two-sample comparison of the window with that set. The test is
+run at the combined effective sample size ``n m / (n + m)`` of the window (``n``) and the set (``m``),
+each from :func:`effective_size` (the usual long-run variance correction for the mean of a stationary
+series, applied to the empirical distribution function); for independent scores that is the two-sample
+KS test's own size. The false-alarm rate is measured on stationary real series in
+``benchmarks/stream.py``. A level shift upwards makes the p-values pile up
+near 0, one downwards near 1; both move the empirical distribution away from the diagonal, and the test
+sees both.
 """
 
 from __future__ import annotations
@@ -32,3 +41,26 @@ def ks_critical(window: int, level: float) -> float:
     from scipy.stats import kstwo
 
     return float(kstwo.isf(level, window))
+
+
+def effective_size(p_values: np.ndarray) -> int:
+    """The effective sample size of a window of serially dependent p-values (in time order).
+
+    ``n / (1 + 2 * sum(rho_k))``: the window's autocorrelations ``rho_k`` summed over the lags 1, 2, ...
+    up to the first that is not positive (an initial positive sequence, as for the effective size of a
+    Markov chain), at most ``n // 4`` lags; at least 2, at most ``n``. About ``n`` for independent
+    p-values; a constant window (every point flagged, say) keeps ``n``.
+    """
+    x = np.asarray(p_values, dtype=np.float64)
+    n = x.size
+    if n < 8:
+        return n
+    x = x - x.mean()
+    v = float(x @ x)
+    if not v > 1e-12 * n:
+        return n
+    lags = n // 4
+    r = np.array([float(x[:-k] @ x[k:]) for k in range(1, lags + 1)]) / v
+    stop = np.flatnonzero(r <= 0.0)
+    tau = 1.0 + 2.0 * float(r[: stop[0] if stop.size else lags].sum())
+    return int(max(2, min(n, n / tau)))

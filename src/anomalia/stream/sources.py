@@ -153,6 +153,9 @@ class Source:
     def read(self, count: int, block_ms: int) -> list[Message]:
         raise NotImplementedError
 
+    def prefetch(self, count: int, block_ms: int) -> None:
+        """The watcher will read again: a source may start fetching up to ``count`` messages now."""
+
     def position(self) -> str | None:
         """The position after the messages read so far (committed with the batch)."""
         return None
@@ -237,11 +240,21 @@ class RedisSource(Source):
         self._script: Any = None
         self._last_claim = 0.0
         self.claimed = 0
+        self._reader: Any = None
+        self._ahead: Any = None
+        self._pool: Any = None
+        self._buffer: list[Message] = []
+
+    def _connect(self) -> Any:
+        client = _redis_client(self.conf["host"], self.conf["port"], self.conf["db"], "--source")
+        # the entries as the server sends them ([id, [field, value, ...]]), made into records in one pass
+        client.set_response_callback("XREADGROUP", lambda response, **options: response)
+        return client
 
     def open(self, position: str | None) -> None:
         from redis import ResponseError
 
-        self.client = _redis_client(self.conf["host"], self.conf["port"], self.conf["db"], "--source")
+        self.client = self._connect()
         try:
             self.client.xgroup_create(self.stream, self.group, id=self.conf["start"], mkstream=True)
         except ResponseError as exc:
@@ -253,6 +266,8 @@ class RedisSource(Source):
     def _messages(self, entries: Any, gone: list[str]) -> list[Message]:
         out = []
         for mid, fields in entries or []:
+            if isinstance(fields, list):
+                fields = dict(zip(fields[::2], fields[1::2], strict=True))
             if not fields:  # deleted from the stream while pending: nothing to score, acknowledge it
                 gone.append(mid)
                 continue
@@ -271,7 +286,7 @@ class RedisSource(Source):
         last = "0"
         while True:
             reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: last}, count=1000)
-            entries = reply[0][1] if reply else []
+            entries = _entries(reply)
             if not entries:
                 return out
             gone: list[str] = []
@@ -286,11 +301,36 @@ class RedisSource(Source):
             claimed = self._claim(count)
             if claimed:
                 return claimed
-        reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
+        if self._ahead is not None:  # it waited for messages already: an empty answer is this read's answer
+            ahead, self._ahead = self._ahead, None
+            self._buffer += ahead.result()
+            out, self._buffer = self._buffer[:count], self._buffer[count:]
+            return out
+        if self._buffer:
+            out, self._buffer = self._buffer[:count], self._buffer[count:]
+            return out
+        return self._fetch(self.client, count, block_ms)
+
+    def _fetch(self, client: Any, count: int, block_ms: int) -> list[Message]:
+        reply = client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
         gone: list[str] = []
-        out = self._messages(reply[0][1] if reply else [], gone)
-        self._ack(gone)
+        out = self._messages(_entries(reply), gone)
+        if gone:
+            client.xack(self.stream, self.group, *gone)
         return out
+
+    def prefetch(self, count: int, block_ms: int) -> None:
+        """Fetch the next batch on a second connection while the watcher scores this one: the Redis server
+        builds and sends it meanwhile. Fetched messages are pending for this consumer like read ones: if the
+        watcher stops before scoring them, its next start reads them first."""
+        if self._ahead is not None or count < 1:
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="anomalia-redis-read")
+            self._reader = self._connect()
+        self._ahead = self._pool.submit(self._fetch, self._reader, count, block_ms)
 
     def _claim(self, count: int) -> list[Message]:
         reply = self.client.xautoclaim(
@@ -317,8 +357,21 @@ class RedisSource(Source):
             out.write(results)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._reader.close()
+            self._pool = self._ahead = None
         if self.client is not None:
             self.client.close()
+
+
+def _entries(reply: Any) -> list[Any]:
+    """The entries of an XREADGROUP reply on one stream (RESP2 ``[[name, entries]]`` or RESP3 ``{name: ...}``)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return next(iter(reply.values()))
+    return reply[0][1]
 
 
 class FileSource(Source):
