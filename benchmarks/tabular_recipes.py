@@ -5,6 +5,7 @@ development datasets only, then checked on held-out ones.
     nice -n 19 .venv/bin/python benchmarks/tabular_recipes.py fit --datasets heldout --seeds 0 1 2
     .venv/bin/python benchmarks/tabular_recipes.py table --datasets dev       # candidates, mean ROC-AUC
     .venv/bin/python benchmarks/tabular_recipes.py table --datasets heldout
+    .venv/bin/python benchmarks/tabular_recipes.py summary --seeds 0    # both, one line per candidate
 
 ``fit`` trains every candidate member once per (dataset, protocol, seed) on ``benchmarks/tabular.py``'s
 splits and keeps the raw material of each score in ``benchmarks/results/recipes/`` (scratch, not
@@ -245,18 +246,48 @@ def ensembles(c: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarr
     return out
 
 
-def table(args: argparse.Namespace) -> None:
+def collect(which: str, seeds: list[int]) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """ROC-AUC of every candidate: {(protocol, candidate): {dataset: [per seed]}}."""
     per: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for name in names(args.datasets):
+    for name in names(which):
         for path in sorted(SCRATCH.glob(f"{name}__*.npz")):
             _, protocol, seed = path.stem.split("__")
-            if int(seed) not in args.seeds:
+            if int(seed) not in seeds:
                 continue
             r = dict(np.load(path))
             c = candidates(r, protocol)
             scores = {k: te for k, (_, te) in c.items()} | ensembles(c)
             for k, s in scores.items():
                 per[(protocol, k)][name].append(roc_auc_score(r["y"], s))
+    return per
+
+
+def _mean(per: dict, protocol: str, key: str) -> tuple[float, int]:
+    keys = [k for (p, k) in per if p == protocol]
+    common = set.intersection(*(set(per[(protocol, k)]) for k in keys))
+    return float(np.mean([np.mean(per[(protocol, key)][n]) for n in common])), len(common)
+
+
+def summary(args: argparse.Namespace) -> None:
+    """The candidates' mean ROC-AUC on the development and the held-out datasets, both protocols."""
+    dev, held = collect("dev", args.seeds), collect("heldout", args.seeds)
+    keys = sorted({k for (_, k) in dev})
+    cols, rows = [], []
+    for k in keys:
+        cells: list[object] = [k]
+        for per, part in ((dev, "dev"), (held, "held-out")):
+            for protocol in ("novelty", "unsupervised"):
+                m, n = _mean(per, protocol, k)
+                cells.append(m)
+                if len(cols) < 4:
+                    cols.append(f"{part} {protocol} ({n})")
+        rows.append(cells)
+    rows.sort(key=lambda r: -(r[1] + r[2]))
+    print(markdown_table(["candidate (mean ROC-AUC)", *cols], rows))
+
+
+def table(args: argparse.Namespace) -> None:
+    per = collect(args.datasets, args.seeds)
     for protocol in ("novelty", "unsupervised"):
         keys = [k for (p, k) in per if p == protocol]
         if not keys:
@@ -275,7 +306,7 @@ def table(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["fit", "table"])
+    ap.add_argument("what", choices=["fit", "table", "summary"])
     ap.add_argument("--datasets", default="dev", help="dev, heldout or comma-separated names")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--protocols", nargs="+", default=["novelty", "unsupervised"])
@@ -289,6 +320,8 @@ def main() -> None:
             for name in names(args.datasets):
                 for protocol in args.protocols:
                     fit_case(name, protocol, seed)
+    elif args.what == "summary":
+        summary(args)
     else:
         table(args)
 
