@@ -102,7 +102,7 @@ def test_autoencoder_widths_are_fitted_attributes_shown_by_info(tmp_path) -> Non
     assert autoencoder_hidden(30, False) == (64, 32) and autoencoder_hidden(30, True) == (64, 7)
     X = np.random.default_rng(8).normal(size=(120, 12)).astype(np.float32)
     det = an.AutoEncoder(epochs=4, contamination=0.1, random_state=0).fit(X)
-    assert det.hidden_ == (64, 3) and det.net_.encoder[2].out_features == 3
+    assert det.hidden_ == (64, 3) and det.net_.nets[0].encoder[2].out_features == 3
     det.save(tmp_path / "ae")
     assert an.workflows.model_info(tmp_path / "ae")["effective"] == {"hidden": [64, 3]}
     back = an.load(tmp_path / "ae")

@@ -19,11 +19,15 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
     'autoencoder': (
         'AutoEncoder',
         'table',
-        'Dense autoencoder; score = mean squared reconstruction error of the standardised record.',
+        (
+            'Dense autoencoder; score = mean squared reconstruction error of the standardised record, each '
+            "feature's error divided by that feature's mean error on the training rows (normalize_errors)."
+        ),
         (
             "batch_size=256, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.0, "
-            'epochs=100, hidden=None, keep_rows=False, lr=0.001, patience=10, random_state=None, robust=None, '
-            'threshold=None, validation_fraction=0.1, weight_decay=1e-05'
+            'epochs=100, hidden=None, keep_rows=False, lr=0.001, n_nets=1, normalize_errors=True, '
+            'patience=10, random_state=None, robust=None, threshold=None, validation_fraction=0.1, '
+            'weight_decay=1e-05'
         ),
     ),
     'cnn-forecaster': (
@@ -90,12 +94,12 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
         'KNN',
         'table',
         (
-            'k-nearest-neighbour distance (Ramaswamy et al. 2000) on standardised records; a baseline and an '
-            'anomalia.Ensemble member.'
+            'k-nearest-neighbour distance (Ramaswamy et al. 2000), on standardised records by default; a '
+            'baseline and an anomalia.Ensemble member.'
         ),
         (
             'calibration_fraction=0.2, contamination=None, keep_rows=False, max_reference=20000, '
-            "method='largest', n_neighbors=5, random_state=None, threshold=None"
+            "method='largest', n_neighbors=5, random_state=None, scaling='standard', threshold=None"
         ),
     ),
     'lstm-autoencoder': (

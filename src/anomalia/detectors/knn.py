@@ -37,7 +37,7 @@ def knn_distances(reference: np.ndarray, queries: np.ndarray, k: int, *, skip_se
 
 @register("knn")
 class KNN(BaseDetector):
-    """k-nearest-neighbour distance (Ramaswamy et al. 2000) on standardised records; a baseline and an
+    """k-nearest-neighbour distance (Ramaswamy et al. 2000), on standardised records by default; a baseline and an
     :class:`~anomalia.Ensemble` member.
 
     Parameters
@@ -50,6 +50,11 @@ class KNN(BaseDetector):
     max_reference : int
         Training rows kept as the reference set at most (a seeded sample beyond it), which bounds memory and
         scoring time (each scored row is compared with every reference row).
+    scaling : {"standard", "none"}
+        Distances between standardised features (default: every feature counts alike, whatever its units)
+        or between the raw values (as PyOD's KNN; a feature with a wide range dominates). The default
+        ``Ensemble`` for contaminated data uses ``"none"``: a view of the data its other members, all on
+        standardised features, do not have (benchmarks/RESULTS.md, "Tabular recipes").
 
     The reference set *is* the model: unlike the other detectors, a saved kNN model holds up to
     ``max_reference`` standardised training rows (``reference_``) in its weights file.
@@ -59,6 +64,7 @@ class KNN(BaseDetector):
         "n_neighbors": [interval(1, None, integer=True)],
         "method": [options("largest", "mean")],
         "max_reference": [interval(2, None, integer=True)],
+        "scaling": [options("standard", "none")],
     }
     nonfinite_propagates = True
     test_params = {"n_neighbors": 3}
@@ -66,9 +72,14 @@ class KNN(BaseDetector):
     n_neighbors: int = 5
     method: str = "largest"
     max_reference: int = 20_000
+    scaling: str = "standard"
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
-        self.scaler_ = Standardizer.fit(X)
+        if self.scaling == "none":
+            d = X.shape[1]
+            self.scaler_ = Standardizer(np.zeros(d, np.float32), np.ones(d, np.float32))
+        else:
+            self.scaler_ = Standardizer.fit(X)
         rows = X if X.shape[0] <= self.max_reference else X[np.sort(rng.choice(X.shape[0], self.max_reference, False))]
         self.reference_ = self.scaler_.transform(rows).astype(np.float32)
 
