@@ -555,3 +555,75 @@ def test_12_skewed_scores_get_a_log_axis_and_the_flagged_tail_is_counted() -> No
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     flagged = int((scores > np.quantile(scores, 0.99)).sum())
     assert f"flagged: {flagged:,} (1.0%)" in legend and any("50 scores ≤ 0" in t for t in legend)
+
+
+# ---------------------------------------------------------------- 8. how a series' time column is read
+def _hourly(n: int = 400, start: str = "2024-01-01") -> tuple[pd.DatetimeIndex, np.ndarray]:
+    t = np.arange(n)
+    return pd.date_range(start, periods=n, freq="1h"), np.sin(t / 5) + 0.05 * np.random.default_rng(0).normal(size=n)
+
+
+def test_8_unix_seconds_are_read_as_seconds_and_the_fit_says_so(tmp_path: Path, capsys) -> None:
+    stamps, cpu = _hourly()
+    unix = (stamps - pd.Timestamp("1970-01-01")) // pd.Timedelta("1s")
+    pd.DataFrame({"ts": unix, "cpu": cpu}).to_csv(tmp_path / "epoch.csv", index=False)
+    seconds = pd.read_csv(tmp_path / "epoch.csv")["ts"]
+    assert 1e9 < seconds.iloc[0] < 2e9  # Unix seconds (pandas read them as nanoseconds: a step of 3,600 ns)
+    args = ["fit", tmp_path / "epoch.csv", "--time-column", "ts", *SERIES_FAST, "-o", tmp_path / "m"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "Unix seconds (inferred from their magnitude" in out and "2024-01-01 00:00:00 to" in out
+    det = an.Model.load(tmp_path / "m").detector
+    assert det.step_ == pd.Timedelta("1h") and det.time_parsing_.time_unit == "s"
+    # milliseconds said with --time-unit are read as such, and the model keeps the unit for scoring
+    pd.DataFrame({"ts": seconds * 1000, "cpu": cpu}).to_csv(tmp_path / "ms.csv", index=False)
+    args = ["fit", tmp_path / "ms.csv", "--time-column", "ts", "--time-unit", "ms", *SERIES_FAST, "-o", tmp_path / "m2"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "Unix milliseconds" in out and an.Model.load(tmp_path / "m2").detector.step_ == pd.Timedelta("1h")
+    code, _, err = run(["score", tmp_path / "m2", tmp_path / "ms.csv", "-o", tmp_path / "s.csv"], capsys)
+    assert code == 0, err
+
+
+def test_8_day_first_dates_are_detected_kept_in_the_model_and_used_at_scoring(tmp_path: Path, capsys) -> None:
+    stamps, cpu = _hourly(n=500)  # 1 January to 21 January: days above 12 in the first place
+    pd.DataFrame({"ts": stamps.strftime("%d/%m/%Y %H:%M"), "cpu": cpu}).to_csv(tmp_path / "dmy.csv", index=False)
+    args = ["fit", tmp_path / "dmy.csv", "--time-column", "ts", *SERIES_FAST, "-o", tmp_path / "m"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err  # before: "time data '13/01/2024 00:00' doesn't match format '%m/%d/%Y %H:%M'"
+    assert "text read day-first" in out and "'13/01/2024 00:00' in row 288" in out
+    assert an.Model.load(tmp_path / "m").detector.step_ == pd.Timedelta("1h")
+    # a file of the first days only is ambiguous on its own; the model reads it day-first, as at fit
+    short = pd.DataFrame({"ts": stamps[:200].strftime("%d/%m/%Y %H:%M"), "cpu": cpu[:200]})
+    short.to_csv(tmp_path / "first-days.csv", index=False)
+    code, _, err = run(["score", tmp_path / "m", tmp_path / "first-days.csv", "-o", tmp_path / "s.csv"], capsys)
+    assert code == 0, err
+    det = an.Model.load(tmp_path / "m").detector
+    assert det.timestamps(short)[24] == pd.Timestamp("2024-01-02")
+
+
+def test_8_ambiguous_dates_are_warned_about_and_dayfirst_reads_them(
+    tmp_path: Path, capsys, caplog: pytest.LogCaptureFixture
+) -> None:
+    stamps, cpu = _hourly(n=260)  # 1 to 11 January: no number above 12 anywhere
+    pd.DataFrame({"ts": stamps.strftime("%d/%m/%Y %H:%M"), "cpu": cpu}).to_csv(tmp_path / "amb.csv", index=False)
+    caplog.set_level(logging.WARNING)
+    fit_args = ["fit", tmp_path / "amb.csv", "--time-column", "ts", *SERIES_FAST]
+    code, _, err = run([*fit_args, "-o", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "irregular timestamps")  # month-first, 2 January is 1 February
+    assert "ambiguous" in caplog.text and "--dayfirst" in caplog.text
+    code, out, err = run([*fit_args, "--dayfirst", "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    assert "format %d/%m/%Y %H:%M" in out and an.Model.load(tmp_path / "m").detector.step_ == pd.Timedelta("1h")
+
+
+def test_8_an_unreadable_timestamp_names_the_column_value_and_flag(tmp_path: Path, capsys) -> None:
+    stamps, cpu = _hourly(n=300)
+    text = list(stamps.strftime("%d.%m.%Y %H:%M"))
+    text[77] = "31.02.2024 10:00"
+    pd.DataFrame({"ts": text, "cpu": cpu}).to_csv(tmp_path / "bad.csv", index=False)
+    args = ["fit", tmp_path / "bad.csv", "--time-column", "ts", "--date-format", "%d.%m.%Y %H:%M", *SERIES_FAST]
+    code, _, err = run([*args, "-o", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "column 'ts'", "bad.csv", "'31.02.2024 10:00' (row 77)", "--date-format")
+    code, _, err = run([*args[:4], "--time-unit", "s", *SERIES_FAST, "-o", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "--time-unit", "holds text", "--date-format")

@@ -48,6 +48,9 @@ FIT_KEYS = (
     "time_column",
     "image_size",
     "text_column",
+    "date_format",
+    "dayfirst",
+    "time_unit",
 )
 
 
@@ -182,6 +185,15 @@ def fit(
         help="Text: the column holding one text per record; fits a text detector (default text; or text-lm). "
         "A .log file is read one record per line without it.",
     ),
+    date_format: str | None = typer.Option(
+        None, "--date-format", help="Series: strptime format of the time column, e.g. '%d.%m.%Y %H:%M' [inferred]."
+    ),
+    dayfirst: bool | None = typer.Option(
+        None, "--dayfirst/--monthfirst", help="Series: read NN/NN/YYYY dates day-first [decided from the values]."
+    ),
+    time_unit: str | None = typer.Option(
+        None, "--time-unit", help="Series: unit of a numeric (Unix) time column: s, ms, us or ns [from magnitude]."
+    ),
     key: str | None = typer.Option(None, "--key", help="Fit one model per value of this column (MODELS/ + index)."),
     engine: str | None = typer.Option(None, "--engine", help="With --key: dask (in parallel) or local."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
@@ -209,6 +221,9 @@ def fit(
         "time_column": time_column,
         "image_size": image_size,
         "text_column": text_column,
+        "date_format": date_format,
+        "dayfirst": dayfirst,
+        "time_unit": time_unit,
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
     opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
@@ -254,6 +269,9 @@ def fit(
             seed=0 if opts["seed"] is None else int(opts["seed"]),
             callback=on_epoch if epochs else None,
             text_column=opts["text_column"],
+            date_format=opts["date_format"],
+            dayfirst=opts["dayfirst"],
+            time_unit=opts["time_unit"],
         )
         if live.started:
             progress.update(task, completed=result.epochs, total=result.epochs)
@@ -302,6 +320,10 @@ def _fit_rows(result: Any, labelled: bool) -> list[tuple[str, Any]]:
         ("trained on", trained),
         ("held out for calibration", held),
     ]
+    if result.time_parsing:
+        from ..workflows.checks import cli_words
+
+        rows.append(("time column", cli_words(result.time_parsing)))
     if labelled and kind == "table":
         rows.append(("labelled anomalies (not trained on)", result.n_excluded_anomalies))
     if labelled and kind == "series":

@@ -152,13 +152,24 @@ _CLI_ADVICE = (
     (re.compile(r"fill=\.\.\."), "--set fill=..."),
     (re.compile(r"pass size=\(height, width\)"), "pass --image-size HEIGHTxWIDTH"),
     (re.compile(r"then filled as `fill` says"), "then filled as --set fill=... says"),
+    (re.compile(r"date_format='([^']*)'"), r"--date-format '\1'"),
+    (re.compile(r"dayfirst=True"), "--dayfirst"),
+    (re.compile(r"time_unit='s', 'ms', 'us' or 'ns'"), "--time-unit s, ms, us or ns"),
+    (re.compile(r"time_unit='(\w+)'"), r"--time-unit \1"),
+    (re.compile(r"leave time_unit out"), "leave --time-unit out"),
 )
+
+
+def cli_words(text: str) -> str:
+    """``text`` with its Python advice (``resample='5min'``, ``dayfirst=True``) turned into command-line flags."""
+    for pattern, repl in _CLI_ADVICE:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def with_cli_advice(exc: InputError, data: str | Path) -> InputError:
     """``exc`` with its Python advice turned into command-line flags and the input named by its file."""
-    text = str(exc)
-    for pattern, repl in _CLI_ADVICE:
-        text = pattern.sub(repl, text)
-    text = re.sub(r"^(X|X_new)\b", str(data), text)
+    text = cli_words(str(exc))
+    text = re.sub(r"^(X|X_new)\b", lambda _: str(data), text)
+    text = re.sub(r"\bof (X|X_new)\b", lambda _: f"of {data}", text)
     return type(exc)(text)

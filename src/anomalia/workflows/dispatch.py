@@ -62,6 +62,9 @@ def fit(
     seed: int | None = 0,
     callback: Callable[[int, float, float | None], None] | None = None,
     text_column: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    time_unit: str | None = None,
 ) -> FitResult:
     """Fit a detector on ``data`` and save the model folder ``out``; one dispatch on the detector's input kind.
 
@@ -70,10 +73,14 @@ def fit(
     autoencoder otherwise. The other arguments are those of :func:`fit_file` (tables),
     :func:`~anomalia.workflows.series.fit_series_file` (``time_column``) and
     :func:`~anomalia.workflows.images.fit_image_folder` (``image_size``); an argument that does not apply to
-    the data's kind is an error rather than silently ignored.
+    the data's kind is an error rather than silently ignored. ``date_format``, ``dayfirst`` and ``time_unit``
+    say how a series' time column is read (by default decided from its values).
     """
     name = choose_detector(data, model, time_column, text_column)
     kind = get_detector(name).input_kind
+    timing = {"date_format": date_format, "dayfirst": dayfirst, "time_unit": time_unit}
+    if kind != "series":
+        _refuse(kind, **timing)
     common = {"out": out, "model": name, "params": params, "threshold": threshold, "seed": seed, "callback": callback}
     if kind == "text":  # a log file (one record per line) or a table's --text-column
         _refuse(kind, impute=impute, drop=drop or None, time_column=time_column, image_size=image_size)
@@ -90,7 +97,13 @@ def fit(
         _refuse(kind, impute=impute)
         with _cli_advice(data):
             return fit_series_file(
-                data, time_column=time_column, label_column=label_column, drop=drop, contaminated=contaminated, **common
+                data,
+                time_column=time_column,
+                label_column=label_column,
+                drop=drop,
+                contaminated=contaminated,
+                **timing,
+                **common,
             )
     _refuse(kind, time_column=time_column)
     return fit_file(
