@@ -460,7 +460,7 @@ def _messy(tmp_path: Path) -> dict[str, Path]:
     ("kind", "needles"),
     [
         ("duplicate", ["'a'", "more than once"]),
-        ("latin1", ["not UTF-8", "0xe9", "iconv"]),
+        ("latin1", ["not UTF-8", "0xe9", "--encoding latin-1"]),
         ("header_only", ["header but no rows"]),
         ("bad_cell", ["'y'", "row 37", "'oops'"]),
     ],
@@ -480,6 +480,53 @@ def test_6_semicolon_files_with_decimal_commas_are_read_as_numbers(tmp_path: Pat
     code, _, err = run(["fit", path, "--set", "epochs=1", "-o", tmp_path / "m"], capsys)
     assert code == 0, err
     assert an.Model.load(tmp_path / "m").feature_names == ["x", "y"]
+
+
+def test_6_encoding_reads_a_latin1_file_at_fit_score_and_evaluate(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    names = rng.choice(["café", "crème", "thé"], 300)
+    text = "name,x,label\n" + "".join(f"{n},{v:.3f},0\n" for n, v in zip(names, rng.normal(size=300), strict=True))
+    (tmp_path / "l1.csv").write_bytes(text.encode("latin-1"))
+    fast = ["--set", "epochs=1", "--set", "hidden=4,2"]
+    code, _, err = run(["fit", tmp_path / "l1.csv", "--label-column", "label", *fast, "-o", tmp_path / "m"], capsys)
+    assert_one_line_error(code, err, "not UTF-8", "--encoding latin-1")
+    args = ["fit", tmp_path / "l1.csv", "--label-column", "label", "--encoding", "latin-1", *fast, "-o", tmp_path / "m"]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    assert {"name=café", "name=crème", "name=thé"} <= set(an.Model.load(tmp_path / "m").feature_names)
+    args = ["score", tmp_path / "m", tmp_path / "l1.csv", "-o", tmp_path / "s.csv", "--keep", "name"]
+    code, _, err = run(args, capsys)
+    assert code == 2 and "--encoding latin-1" in err
+    code, _, err = run([*args, "--encoding", "latin-1"], capsys)
+    assert code == 0, err
+    assert set(pd.read_csv(tmp_path / "s.csv")["name"]) == {"café", "crème", "thé"}
+    report = ["report", tmp_path / "m", tmp_path / "l1.csv", "--encoding", "latin-1", "-o", tmp_path / "r.html"]
+    code, _, err = run(report, capsys)
+    assert code == 0, err
+    code, _, err = run([*args[:5], "--encoding", "nope"], capsys)
+    assert_one_line_error(code, err, "--encoding 'nope'", "latin-1")
+
+
+def test_6_delimiter_and_decimal_flags_read_what_detection_cannot(tmp_path: Path, capsys) -> None:
+    # the first lines hold whole numbers only, so nothing shows that "2,5" further down is a decimal comma
+    lines = [f"{i};{i * 2}" for i in range(40)] + [f"{i},5;{i * 2},25" for i in range(40, 300)]
+    (tmp_path / "semi.csv").write_text("x;y\n" + "\n".join(lines) + "\n")
+    fit = ["fit", tmp_path / "semi.csv", "--set", "epochs=1", "--set", "hidden=4,2", "-o", tmp_path / "m"]
+    code, _, err = run(fit, capsys)
+    assert code == 2 and "'x'" in err  # read as text with hundreds of values: refused
+    code, _, err = run([*fit, "--delimiter", ";", "--decimal", ","], capsys)
+    assert code == 0, err
+    model = an.Model.load(tmp_path / "m")
+    assert model.feature_names == ["x", "y"]
+    code, _, err = run(["score", tmp_path / "m", tmp_path / "semi.csv", "-o", tmp_path / "s.csv", "--keep", "x",
+                        "--decimal", ","], capsys)
+    assert code == 0, err
+    assert pd.read_csv(tmp_path / "s.csv")["x"].iloc[-1] == 299.5
+    (tmp_path / "pipe.csv").write_text("x|y\n" + "".join(f"{i}|{i * 2}.5\n" for i in range(200)))
+    code, _, err = run(["fit", tmp_path / "pipe.csv", "--delimiter", "|", *fit[2:-2], "-o", tmp_path / "m2"], capsys)
+    assert code == 0, err
+    code, _, err = run([*fit, "--delimiter", ";;"], capsys)
+    assert_one_line_error(code, err, "--delimiter takes one character")
 
 
 def test_7_a_bad_cell_at_scoring_names_the_column_and_value(tmp_path: Path, capsys) -> None:

@@ -51,7 +51,22 @@ FIT_KEYS = (
     "date_format",
     "dayfirst",
     "time_unit",
+    "encoding",
+    "delimiter",
+    "decimal",
 )
+
+
+def _csv_flags() -> tuple[Any, Any, Any]:
+    """``--encoding``, ``--delimiter``, ``--decimal``: how a CSV file is read, where detection guesses wrong."""
+    return (
+        typer.Option(None, "--encoding", help="CSV text encoding, e.g. latin-1 or cp1252 [utf-8]."),
+        typer.Option(None, "--delimiter", help="CSV delimiter, e.g. ';' or '\\t' [found from the header]."),
+        typer.Option(None, "--decimal", help="Decimal point of CSV numbers: '.' or ',' [',' in a ;-file of 0,5]."),
+    )
+
+
+ENCODING, DELIMITER, DECIMAL = _csv_flags()
 
 
 def _print_version(value: bool) -> None:
@@ -194,6 +209,9 @@ def fit(
     time_unit: str | None = typer.Option(
         None, "--time-unit", help="Series: unit of a numeric (Unix) time column: s, ms, us or ns [from magnitude]."
     ),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
     key: str | None = typer.Option(None, "--key", help="Fit one model per value of this column (MODELS/ + index)."),
     engine: str | None = typer.Option(None, "--engine", help="With --key: dask (in parallel) or local."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
@@ -224,6 +242,9 @@ def fit(
         "date_format": date_format,
         "dayfirst": dayfirst,
         "time_unit": time_unit,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "decimal": decimal,
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
     opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
@@ -272,6 +293,9 @@ def fit(
             date_format=opts["date_format"],
             dayfirst=opts["dayfirst"],
             time_unit=opts["time_unit"],
+            encoding=opts["encoding"],
+            delimiter=opts["delimiter"],
+            decimal=opts["decimal"],
         )
         if live.started:
             progress.update(task, completed=result.epochs, total=result.epochs)
@@ -393,6 +417,9 @@ def score(
     ),
     scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
     workers: int | None = typer.Option(None, "--workers", help="--engine dask: a local cluster of N worker processes."),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
@@ -406,6 +433,9 @@ def score(
         raise InputError(f"--runtime must be torch or onnx; got {runtime!r}")
     if respond and runtime == "onnx":
         raise InputError("--respond needs --runtime torch (the ONNX runtime path raises no alerts yet); drop one")
+    csv_flags = {"encoding": encoding, "delimiter": delimiter, "decimal": decimal}
+    if any(csv_flags.values()) and (runtime == "onnx" or engine or scheduler or workers):
+        raise InputError("--encoding, --delimiter and --decimal are read by the torch runtime without --engine")
     hook = None
     if respond:
         from .alerts import ScoreResponder
@@ -447,6 +477,7 @@ def score(
                 heatmaps=heatmaps,
                 progress=update,
                 on_batch=hook,
+                **csv_flags,
             )
     unit = {"table": "rows", "series": "steps", "images": "images", "text": "texts"}[res.kind]
     rows = [
@@ -518,6 +549,9 @@ def evaluate(
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics and operating points as JSON."),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
 ) -> None:
     """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
     from ..workflows import evaluate
@@ -532,6 +566,9 @@ def evaluate(
             target_recall=target_recall,
             require_labels=True,
             progress=update,
+            encoding=encoding,
+            delimiter=delimiter,
+            decimal=decimal,
         )
     if as_json:
         from ..workflows.checks import evaluation_json
@@ -559,6 +596,9 @@ def report(
     label_column: str | None = typer.Option(None, help="Column with 1 = anomaly, 0 = normal (enables the curves)."),
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
 ) -> None:
     """Write a self-contained HTML report: score distributions, curves, thresholds, top anomalies."""
     from ..workflows import evaluate
@@ -572,6 +612,9 @@ def report(
             target_precision=target_precision,
             target_recall=target_recall,
             progress=update,
+            encoding=encoding,
+            delimiter=delimiter,
+            decimal=decimal,
         )
     if ev.has_labels:
         console.print(_metrics_table(ev))
