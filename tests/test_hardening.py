@@ -674,3 +674,82 @@ def test_8_an_unreadable_timestamp_names_the_column_value_and_flag(tmp_path: Pat
     assert_one_line_error(code, err, "column 'ts'", "bad.csv", "'31.02.2024 10:00' (row 77)", "--date-format")
     code, _, err = run([*args[:4], "--time-unit", "s", *SERIES_FAST, "-o", tmp_path / "m"], capsys)
     assert_one_line_error(code, err, "--time-unit", "holds text", "--date-format")
+
+
+# ---------------------------------------------------------------- 13. reports: image top table, code, captions, ticks
+def test_13_the_image_report_lists_its_top_anomalies_with_p_values_and_heat_map_links(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    root = tmp_path / "parts"
+    for i in range(20):
+        _png(root / "train" / "good" / f"{i:03d}.png", 120 + rng.normal(0, 4, (16, 16)))
+    for i in range(3):
+        _png(root / "test" / "good" / f"{i:03d}.png", 120 + rng.normal(0, 4, (16, 16)))
+        bad = 120 + rng.normal(0, 4, (16, 16))
+        bad[4:10, 4:10] = 250
+        _png(root / "test" / "scratch" / f"{i:03d}.png", bad)
+    fast = ["--set", "channels=4,8", "--set", "latent=4", "--set", "epochs=2"]
+    code, _, err = run(["fit", root, *fast, "-o", tmp_path / "m"], capsys)
+    assert code == 0, err
+    code, _, err = run(["report", tmp_path / "m", root, "-o", tmp_path / "r.html"], capsys)
+    assert code == 0, err
+    html = (tmp_path / "r.html").read_text()
+    table = html[html.index('data-table="top-anomalies"') :]
+    table = table[: table.index("</table>")]
+    body = table[table.index("<tbody>") :]
+    assert body.count("<tr>") == 6  # before: an empty table (the rows of table files only)
+    assert "<th>p-value</th>" in table and "scratch" in body and ".png</td>" in body
+    assert '<a href="#image-0">' in body and 'data-plot="image-0"' in html
+
+
+def test_13_report_text_renders_code_and_unlabelled_reports_say_no_labels(small_model, tmp_path: Path, capsys) -> None:
+    model, data = small_model
+    code, _, err = run(["report", model, data, "--label-column", "label", "-o", tmp_path / "r.html"], capsys)
+    assert code == 0, err
+    html = (tmp_path / "r.html").read_text()
+    assert "`" not in html and "<code>--threshold precision:0.9</code>" in html  # before: literal backticks
+    df = pd.read_csv(data).drop(columns="label")
+    df.to_csv(tmp_path / "unlabelled.csv", index=False)
+    other = an.fit(df, "pca")
+    other.save(tmp_path / "m2")
+    code, _, err = run(["report", tmp_path / "m2", tmp_path / "unlabelled.csv", "-o", tmp_path / "u.html"], capsys)
+    assert code == 0, err
+    html = (tmp_path / "u.html").read_text()
+    figure = html[html.index('data-plot="score-distribution"') :]
+    caption = figure[figure.index("<figcaption>") : figure.index("</figcaption>")]
+    assert "anomalous" not in caption and "held-out normal" in caption  # before: "normal vs anomalous rows"
+
+
+def _tick_labels_overlap(fig: object, ax: object) -> bool:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    return any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+
+
+def test_13_series_and_training_plots_have_readable_ticks() -> None:
+    from anomalia.report import figures
+    from anomalia.report.series import series_figure
+    from anomalia.results import SeriesView
+
+    n = 50_000  # 35 days of minutes
+    view = SeriesView(
+        time=pd.date_range("2024-01-01 00:00", periods=n, freq="1min").to_numpy(),
+        values=np.random.default_rng(0).normal(size=(n, 2)),
+        channels=["cpu", "mem"],
+        scores=np.abs(np.random.default_rng(1).normal(size=n)),
+        threshold=2.5,
+        flags=np.zeros(n, bool),
+        labels=None,
+        shares=np.full((n, 2), 0.5),
+        warmup=8,
+    )
+    fig = series_figure(view)
+    ax = fig.axes[-1]
+    assert not _tick_labels_overlap(fig, ax)  # before: '2024-01-01', '2024-01-05', ... run into each other
+    stepped = series_figure(SeriesView(**{**view.__dict__, "time": None}))
+    assert all(float(t).is_integer() for t in stepped.axes[-1].get_xticks())
+    loss = figures.training_loss([{"train_loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.5], "best_epoch": 3}])
+    assert all(float(t).is_integer() for t in loss.axes[0].get_xticks())  # before: 1.00, 1.25, 1.50, ...

@@ -296,6 +296,7 @@ class ImageView:
     label: int | None
     flagged: bool
     overlay: str
+    p_value: float | None = None
 
 
 @dataclass
