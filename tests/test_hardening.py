@@ -4,6 +4,7 @@ hardening issue; the README's "Bad input tried" table lists the kinds)."""
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 from pathlib import Path
 
@@ -726,7 +727,7 @@ def _tick_labels_overlap(fig: object, ax: object) -> bool:
     canvas.draw()
     renderer = canvas.get_renderer()
     boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
-    return any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:], strict=False))
+    return any(a.x1 > b.x0 for a, b in itertools.pairwise(boxes))
 
 
 def test_13_series_and_training_plots_have_readable_ticks() -> None:
