@@ -754,3 +754,35 @@ def test_13_series_and_training_plots_have_readable_ticks() -> None:
     assert all(float(t).is_integer() for t in stepped.axes[-1].get_xticks())
     loss = figures.training_loss([{"train_loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.5], "best_epoch": 3}])
     assert all(float(t).is_integer() for t in loss.axes[0].get_xticks())  # before: 1.00, 1.25, 1.50, ...
+
+
+# ---------------------------------------------------------------- 15. booleans: one spelling in every output
+def test_15_booleans_are_written_the_same_for_tables_and_series_in_csv_and_json(
+    series_csv: Path, tmp_path: Path, capsys
+) -> None:
+    import json
+
+    frame = pd.read_csv(series_csv)
+    frame["maintenance"] = np.arange(len(frame)) % 7 == 0  # a boolean column kept along
+    frame.drop(columns="label").to_csv(tmp_path / "series.csv", index=False)
+    table = table_with_anomalies(tmp_path / "t.csv", hard=0, easy=20)
+    t = pd.read_csv(table)
+    t["maintenance"] = np.arange(len(t)) % 7 == 0
+    t.to_csv(table, index=False)
+    fit_series = ["fit", tmp_path / "series.csv", "--time-column", "ts", "--drop", "maintenance", *SERIES_FAST]
+    code, _, err = run([*fit_series, "-o", tmp_path / "ms"], capsys)
+    assert code == 0, err
+    fit_table = ["fit", table, "--model", "pca", "--label-column", "label", "--drop", "maintenance"]
+    code, _, err = run([*fit_table, "-o", tmp_path / "mt"], capsys)
+    assert code == 0, err
+    spelled = {}
+    for kind, model, data in (("series", "ms", tmp_path / "series.csv"), ("table", "mt", table)):
+        out = tmp_path / f"scored-{kind}.csv"
+        code, _, err = run(["score", tmp_path / model, data, "-o", out, "--keep", "maintenance"], capsys)
+        assert code == 0, err
+        raw = pd.read_csv(out, dtype=str)
+        spelled[kind] = set(raw["is_anomaly"]) | set(raw["maintenance"])
+        rows = an.Model.load(tmp_path / model).score(pd.read_csv(data).drop(columns=["maintenance"]), explain="none")
+        text = json.dumps(rows.to_records()[:3])
+        assert '"is_anomaly": false' in text and "False" not in text, text[:200]
+    assert spelled["series"] == spelled["table"] == {"true", "false"}, spelled
