@@ -38,3 +38,27 @@ def blobs(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     normal = rng.multivariate_normal(np.zeros(6), cov, size=200).astype(np.float32)
     anomalies = rng.normal(0, 3, size=(40, 6)).astype(np.float32)
     return train, normal, anomalies
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium (installed by `make test`) driven by Playwright, one per test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

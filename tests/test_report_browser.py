@@ -6,8 +6,6 @@ test setup); CI installs both.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from anomalia.report import write_report
@@ -15,30 +13,9 @@ from anomalia.workflows import evaluate_file, fit_file
 
 from tabular_files import FAST, mixed_frame, write
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PROMISED = ["score-distribution", "roc", "pr", "threshold-sweep", "confusion", "training-loss"]
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_report_opens_without_console_errors_and_shows_every_plot(browser, tmp_path):

@@ -5,7 +5,6 @@ the store holds it acknowledged."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
@@ -18,23 +17,9 @@ from anomalia.serve import ServiceSettings, create_app  # noqa: E402
 
 from service_client import LiveServer, points, series_frame, shared_models  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "dashboard-token-0123456789"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent: `make test` installs Debian's chromium")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def test_dashboard_shows_an_alert_live_and_acknowledges_it(browser, tmp_path, tmp_path_factory):

@@ -14,19 +14,18 @@ One pass over a batch of scored rows, in row order, per fingerprint (model, enti
    ``group_wait`` (and, once the group has been notified, within ``group_interval``). Closing a notified
    incident queues its resolve notification the same way.
 
+Notification grouping and repeats live in :mod:`.notify`, events that are not rows in :mod:`.events`.
 Everything a batch implies (alerts, incidents, flap state, outbox rows and their links) is written in one
 transaction, so an alert is never stored without the notifications it calls for (transactional outbox).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,9 +35,11 @@ from sqlalchemy.orm import Session
 from .._core import InputError
 from ..results import ScoredRows
 from .config import ResponseConfig, load_config
+from .events import EventMixin
 from .feedback import FEEDBACK_ACTIONS, FeedbackMixin
-from .inputs import entities_of, event_times, input_rows, jsonable
-from .records import Alert, Incident
+from .inputs import entities_of, event_times, input_rows
+from .notify import NotifyMixin
+from .records import Incident, ProcessResult, fingerprint_of
 from .schema import (
     AlertRow,
     AuditRow,
@@ -48,7 +49,7 @@ from .schema import (
     NotificationRow,
     SilenceRow,
 )
-from .severity import at_least, matches, severity_of, worst
+from .severity import matches, severity_of, worst
 from .silences import SilenceMixin
 from .state import (
     _CHUNK,
@@ -61,38 +62,17 @@ from .state import (
     _insert_alerts,
     _insert_ignore,
     _labels,
-    _notification,
     _Rows,
     _upsert,
 )
-from .store import Store, alert_of
+from .store import Store
 
 __all__ = ["FEEDBACK_ACTIONS", "ProcessResult", "Responder", "fingerprint_of"]
 
 log = logging.getLogger(__name__)
 
 
-def fingerprint_of(model: str, entity: str | None, rule: str = "anomaly") -> str:
-    """The stable key of one model, entity and rule (32 hex characters)."""
-    key = f"{model}\x1f{'' if entity is None else entity}\x1f{rule}"
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-@dataclass
-class ProcessResult:
-    """What one :meth:`Responder.process` call did: the alerts it stored (duplicates of stored rows are
-    counted, not returned), the incidents it opened and closed, the notifications it queued."""
-
-    alerts: list[Alert] = field(default_factory=list)
-    opened: list[str] = field(default_factory=list)
-    closed: list[str] = field(default_factory=list)
-    notifications: int = 0
-    duplicates: int = 0
-    n_rows: int = 0
-    n_flagged: int = 0
-
-
-class Responder(FeedbackMixin, SilenceMixin):
+class Responder(FeedbackMixin, SilenceMixin, NotifyMixin, EventMixin):
     """Alerts, incidents, notifications and feedback over one response config and its store.
 
     Parameters
@@ -421,83 +401,6 @@ class Responder(FeedbackMixin, SilenceMixin):
         if res is not None:
             res.closed.append(inc["id"])
 
-    def _notify_open(self, s: Session, batch: _Batch, st: _Fp, inc: dict[str, Any], now: float) -> None:
-        inc["notified"] = True
-        inc["last_notified_at"] = now
-        st.last_open_notified_at = inc["starts_at"]
-        inc["_pending"] = self._queue(batch, inc, "firing", [inc["first_alert_id"], inc["last_alert_id"]], now, s)
-        for action in self.config.actions:
-            if at_least(inc["severity"], action.min_severity) and matches(inc["_labels"], action.when):
-                nid = str(uuid.uuid4())
-                batch.notifications[nid] = _notification(
-                    nid, f"action:{action.name}", "action", inc["group_key"], now, now
-                )
-                batch.links.append({"notification_id": nid, "alert_id": inc["last_alert_id"], "incident_id": inc["id"]})
-
-    def _queue(
-        self,
-        batch: _Batch,
-        inc: dict[str, Any],
-        kind: str,
-        alert_ids: list[str],
-        now: float,
-        s: Session | None = None,
-    ) -> list[str]:
-        """Add an incident's alerts to its group's next notification on every sink that takes it."""
-        cfg = self.config.incidents
-        out: list[str] = []
-        labels = inc.get("_labels") or {"model": inc["model"], "entity": inc["entity"], "severity": inc["severity"]}
-        for sink in self.config.sinks:
-            if not at_least(inc["severity"], sink.min_severity) or not matches(labels, sink.match):
-                continue
-            gk = inc["group_key"]
-            nid = next(
-                (
-                    k
-                    for k, v in batch.notifications.items()
-                    if v["sink"] == sink.name and v["group_key"] == gk and v["kind"] == kind
-                ),
-                None,
-            )
-            if nid is None and s is not None:
-                nid = s.scalar(
-                    select(NotificationRow.id)
-                    .where(
-                        NotificationRow.sink == sink.name,
-                        NotificationRow.group_key == gk,
-                        NotificationRow.kind == kind,
-                        NotificationRow.status == "pending",
-                        NotificationRow.payload.is_(None),
-                        NotificationRow.not_before > now + LINK_MARGIN,
-                    )
-                    .limit(1)
-                )
-            if nid is None:
-                last = self._last_group_time(s, sink.name, gk, kind)
-                due = now + cfg.group_wait
-                if last is not None and now - last < cfg.group_interval:
-                    due = max(due, last + cfg.group_interval)
-                if kind == "resolved":
-                    due = now + min(cfg.group_wait, LINK_MARGIN)
-                nid = str(uuid.uuid4())
-                batch.notifications[nid] = _notification(nid, sink.name, kind, gk, now, due)
-                self._group_last[(sink.name, gk + kind)] = due
-            for aid in dict.fromkeys(alert_ids):
-                link = {"notification_id": nid, "alert_id": aid, "incident_id": inc["id"]}
-                if link not in batch.links:
-                    batch.links.append(link)
-            out.append(nid)
-        return out
-
-    def _last_group_time(self, s: Session | None, sink: str, gk: str, kind: str) -> float | None:
-        cached = self._group_last.get((sink, gk + kind))
-        if cached is not None or s is None:
-            return cached
-        q = select(NotificationRow.not_before).where(
-            NotificationRow.sink == sink, NotificationRow.group_key == gk, NotificationRow.kind == kind
-        )
-        return s.scalar(q.order_by(NotificationRow.not_before.desc()).limit(1))
-
     def _write(self, s: Session, batch: _Batch, states: dict[str, _Fp]) -> None:
         # Core statements on the session's connection: the ORM's bulk path costs more than the database
         c = s.connection()
@@ -536,131 +439,6 @@ class Responder(FeedbackMixin, SilenceMixin):
             c.execute(_upsert(dialect, FlapRow.__table__, ["fingerprint"]), rows)
         if batch.audit:
             c.execute(insert(AuditRow.__table__), batch.audit)
-
-    # ---------------------------------------------------------------------------------------------- tick
-    def tick(self) -> dict[str, int]:
-        """Close incidents whose last flag is older than the gap and queue repeat notifications of open,
-        unacknowledged incidents last notified more than ``repeat_interval`` ago. The deliverer calls it."""
-        now = self.clock()
-        cfg = self.config
-        closed = repeats = 0
-        with self.store.session() as s:
-            batch = _Batch()
-            stale = list(
-                s.scalars(
-                    select(IncidentRow).where(
-                        IncidentRow.status.in_(("open", "acknowledged")),
-                        IncidentRow.last_flag_at < now - cfg.incidents.gap,
-                    )
-                )
-            )
-            fps = {r.fingerprint for r in stale}
-            states = self._load_states(s, fps) if fps else {}
-            for r in stale:
-                st = states.get(r.fingerprint)
-                if st is None or st.incident is None or st.incident["id"] != r.id:
-                    st = states.setdefault(r.fingerprint, _Fp(exists=True))
-                    st.incident = {**_incident_dict(r), "_pending": []}
-                self._close(batch, st, r.last_flag_at, now, "gap", None)
-                closed += 1
-            due = s.scalars(
-                select(IncidentRow).where(
-                    IncidentRow.status == "open",
-                    IncidentRow.notified.is_(True),
-                    IncidentRow.flapping.is_(False),
-                    IncidentRow.last_notified_at < now - cfg.incidents.repeat_interval,
-                )
-            )
-            for r in due:
-                d = _incident_dict(r)
-                self._queue(batch, d, "repeat", [r.last_alert_id or r.first_alert_id or ""], now)
-                d["last_notified_at"] = now
-                batch.changed_incidents[r.id] = d
-                repeats += 1
-            self._write(s, batch, states)
-        return {"closed": closed, "repeats": repeats}
-
-    # ------------------------------------------------------------------------------------------- events
-    def raise_event(
-        self,
-        *,
-        kind: str,
-        model: str,
-        summary: str,
-        severity: str = "major",
-        entity: str | None = None,
-        details: dict[str, Any] | None = None,
-        key: str | None = None,
-        at: float | None = None,
-    ) -> Alert:
-        """Raise an alert that is not one scored row (``kind="drift"``, ...): stored, grouped into an
-        incident of its own fingerprint (model, entity, kind) and notified like the others.
-
-        ``key`` makes it idempotent (the same key again returns the stored alert); by default every call is
-        a new event.
-        """
-        from .config import SEVERITIES
-
-        if severity not in SEVERITIES:
-            raise InputError(f"severity: expected one of {list(SEVERITIES)}; got {severity!r}")
-        if not kind or not isinstance(kind, str):
-            raise InputError("kind: name the kind of event (e.g. 'drift')")
-        now = self.clock()
-        t = now if at is None else float(at)
-        fp = fingerprint_of(model, entity, kind)
-        row_key = f"event:{key or uuid.uuid4()}"
-        with self.store.session() as s:
-            old = s.scalar(select(AlertRow).where(AlertRow.fingerprint == fp, AlertRow.row_key == row_key))
-            if old is not None:
-                return alert_of(old)
-            states = self._load_states(s, {fp})
-            st = states.setdefault(fp, _Fp())
-            st.dirty, st.updated_at = True, max(st.updated_at, t)
-            batch = _Batch()
-            alert = {
-                "id": str(uuid.uuid4()),
-                "fingerprint": fp,
-                "row_key": row_key[:200],
-                "kind": kind,
-                "incident_id": None,
-                "status": "firing",
-                "severity": severity,
-                "starts_at": t,
-                "ends_at": None,
-                "created_at": now,
-                "score": None,
-                "p_value": None,
-                "threshold": None,
-                "model": model,
-                "model_version": "",
-                "entity": entity,
-                "row": None,
-                "time": None,
-                "summary": summary,
-                "runbook_url": self.config.runbook_url,
-                "contributions": [],
-                "inputs": {},
-                "details": jsonable(details or {}),
-            }
-            labels = _labels(alert)
-            silenced = any(
-                matches(labels, r.matchers)
-                for r in s.scalars(select(SilenceRow).where(SilenceRow.starts_at <= now, SilenceRow.ends_at > now))
-            )
-            inc = st.incident
-            if inc is not None and t - inc["last_flag_at"] > self.config.incidents.gap:
-                self._close(batch, st, inc["last_flag_at"], now, "gap", None)
-                inc = None
-            if inc is None:
-                inc = self._open(batch, st, alert, t, ProcessResult())
-            self._attach(inc, alert, t, batch)
-            if silenced:
-                alert["status"] = "suppressed"
-            elif not inc["notified"] and not inc["flapping"]:
-                self._notify_open(s, batch, st, inc, now)
-            batch.alerts.append(alert)
-            self._write(s, batch, states)
-            return _alert_record(alert)
 
     # ------------------------------------------------------------------------------------------ delivery
     def deliver(self, once: bool = True, **kwargs: Any) -> Any:

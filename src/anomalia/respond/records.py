@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Alert", "Incident", "Notification", "Silence", "iso"]
+__all__ = ["Alert", "Incident", "Notification", "ProcessResult", "Silence", "fingerprint_of", "iso"]
 
 
 def iso(t: float | None) -> str | None:
@@ -140,3 +141,23 @@ class Notification:
         d = asdict(self)
         d["created_at"], d["delivered_at"] = iso(self.created_at), iso(self.delivered_at)
         return d
+
+
+def fingerprint_of(model: str, entity: str | None, rule: str = "anomaly") -> str:
+    """The stable key of one model, entity and rule (32 hex characters)."""
+    key = f"{model}\x1f{'' if entity is None else entity}\x1f{rule}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass
+class ProcessResult:
+    """What one :meth:`Responder.process` call did: the alerts it stored (duplicates of stored rows are
+    counted, not returned), the incidents it opened and closed, the notifications it queued."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    notifications: int = 0
+    duplicates: int = 0
+    n_rows: int = 0
+    n_flagged: int = 0
