@@ -251,7 +251,9 @@ def test_3_explanations_point_at_the_shifted_column_not_the_random_category(tmp_
     code, _, err = run(["score", tmp_path / "m", test, "-o", tmp_path / "s.csv", "--explain", "all"], capsys)
     assert code == 0, err
     s = pd.read_csv(tmp_path / "s.csv")
-    assert (s["top_feature_1"] == "b").mean() >= 0.85  # plain shares of the score: 43 of 60 (colour 9)
+    # plain shares of the score: 43 of 60 (colour 9); shares relative to each column's normal part: 54 of 60;
+    # with the flagged rows re-ranked by which column's repair lowers the score most: 59 of 60
+    assert (s["top_feature_1"] == "b").mean() >= 0.95
     assert (s["top_feature_1"] == "colour").mean() <= 0.05
     b = s[s["top_feature_1"] == "b"]
     raw = pd.read_csv(test).loc[b["row"], "b"].to_numpy()
