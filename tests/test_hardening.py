@@ -633,6 +633,8 @@ def test_8_unix_seconds_are_read_as_seconds_and_the_fit_says_so(tmp_path: Path, 
     assert "Unix milliseconds" in out and an.Model.load(tmp_path / "m2").detector.step_ == pd.Timedelta("1h")
     code, _, err = run(["score", tmp_path / "m2", tmp_path / "ms.csv", "-o", tmp_path / "s.csv"], capsys)
     assert code == 0, err
+    code, _, err = run(["score", tmp_path / "m", tmp_path / "ms.csv", "-o", tmp_path / "s.csv"], capsys)
+    assert_one_line_error(code, err, "ms.csv", "out of range as Unix seconds, the unit the model was fitted with")
 
 
 def test_8_day_first_dates_are_detected_kept_in_the_model_and_used_at_scoring(tmp_path: Path, capsys) -> None:

@@ -142,8 +142,15 @@ def _numeric(s: pd.Series, column: str, name: str, unit: str | None, fitted: Tim
         how = f"numbers read as Unix {_UNIT_WORDS[unit]}" + (" (as at fit)" if fitted is not None else "")
     try:
         index = pd.DatetimeIndex(pd.to_datetime(s, unit=unit))
+        index.as_unit("ns")  # the time axis is checked in nanoseconds: years 1677 to 2262
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         bad = _first_out_of_range(v, unit)
+        if fitted is not None:
+            raise InputError(
+                f"column {column!r} of {name}: the value {bad:g} (row {int(np.flatnonzero(v == bad)[0])}) is out "
+                f"of range as Unix {_UNIT_WORDS[unit]}, the unit the model was fitted with; give the times in that "
+                "unit, or fit again with time_unit='...' for these numbers"
+            ) from None
         raise InputError(
             f"column {column!r} of {name}: the value {bad:g} (row {int(np.flatnonzero(v == bad)[0])}) is out of "
             f"range as Unix {_UNIT_WORDS[unit]}; pass time_unit='s', 'ms', 'us' or 'ns' for the unit of these "
@@ -154,7 +161,7 @@ def _numeric(s: pd.Series, column: str, name: str, unit: str | None, fitted: Tim
 
 
 def _first_out_of_range(v: np.ndarray, unit: str) -> float:
-    limit = pd.Timestamp.max.value / {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[unit]
+    limit = pd.Timestamp.max.as_unit("ns").value / {"s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1.0}[unit]
     big = np.flatnonzero(np.abs(v) >= limit)
     return float(v[big[0]]) if big.size else float(v[np.isfinite(v)][0])
 
@@ -199,7 +206,15 @@ def _text(
             "date_format='%d.%m.%Y %H:%M'), or dayfirst=True for day-first dates"
         )
     parsing = fitted or TimeParsing(date_format=fmt, dayfirst=dayfirst, how=how)
-    return pd.DatetimeIndex(parsed), parsing
+    index = pd.DatetimeIndex(parsed)
+    try:
+        index.as_unit("ns")
+    except (ValueError, OverflowError):
+        raise InputError(
+            f"column {column!r} of {name} holds timestamps outside the years 1677 to 2262 ({index.min()} to "
+            f"{index.max()}); fix them, or pass date_format='...' if they are read wrongly"
+        ) from None
+    return index, parsing
 
 
 def _day_or_month_first(text: pd.Series, dmy: pd.DataFrame, column: str, name: str) -> tuple[bool, str]:

@@ -156,6 +156,7 @@ _CLI_ADVICE = (
     (re.compile(r"dayfirst=True"), "--dayfirst"),
     (re.compile(r"time_unit='s', 'ms', 'us' or 'ns'"), "--time-unit s, ms, us or ns"),
     (re.compile(r"time_unit='(\w+)'"), r"--time-unit \1"),
+    (re.compile(r"time_unit='\.\.\.'"), "--time-unit UNIT"),
     (re.compile(r"leave time_unit out"), "leave --time-unit out"),
 )
 
