@@ -429,6 +429,8 @@ def test_11_out_is_checked_before_training(small_model, tmp_path: Path, capsys, 
     assert_one_line_error(code, err, "busy", "other files")
     code, _, err = run(["score", *small_model, "-o", tmp_path / "s.xyz"], capsys)
     assert_one_line_error(code, err, "s.xyz", ".csv or .parquet")
+    code, _, err = run(["score", *small_model, "-o", small_model[1]], capsys)  # the input itself
+    assert_one_line_error(code, err, "is the file being scored")
 
 
 def test_11_an_existing_output_is_replaced_with_a_warning(

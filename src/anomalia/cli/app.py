@@ -427,7 +427,7 @@ def score(
     from . import scale
 
     if engine is None and scheduler is None and workers is None:  # else --out is a Parquet folder (scale checks it)
-        check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k)
+        check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k, data=data)
 
     if runtime not in ("torch", "onnx"):
         raise InputError(f"--runtime must be torch or onnx; got {runtime!r}")

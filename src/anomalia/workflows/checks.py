@@ -79,9 +79,13 @@ def _check_parent(target: Path) -> None:
         raise InputError(f"cannot write {target}: {parent} is a file, not a folder")
 
 
-def check_score_args(out: str | Path, *, keep: Sequence[str] = (), batch_rows: int = 1, top_k: int = 1) -> None:
+def check_score_args(
+    out: str | Path, *, keep: Sequence[str] = (), batch_rows: int = 1, top_k: int = 1, data: str | Path | None = None
+) -> None:
     """The checks of ``anomalia score``'s flags, before the model is loaded."""
     target = Path(out)
+    if data is not None and target.exists() and Path(data).exists() and target.resolve() == Path(data).resolve():
+        raise InputError(f"--out {target} is the file being scored: it would be overwritten; give another output file")
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(
             f"cannot write {target}: unknown file type {target.suffix or '(no suffix)'!r}; use a .csv or "
