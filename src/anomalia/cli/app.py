@@ -265,6 +265,14 @@ def fit(
     fit_options |= {"drop": [drop_cols] if isinstance(drop_cols, str) else list(drop_cols)}
     fit_options |= {"max_categories": int(opts["max_categories"] or 50)}
     flags = {"key": key, "engine": engine, "scheduler": scheduler, "workers": workers, "stream": stream, "ddp": ddp}
+    reading = ("date_format", "dayfirst", "time_unit", "encoding", "delimiter", "decimal")
+    unread = ["--" + k.replace("_", "-") for k in reading if opts[k] is not None]
+    if unread and any(flags.values()):
+        raise InputError(
+            f"{', '.join(unread)} {'is' if len(unread) == 1 else 'are'} read by a plain fit only, not by --key, "
+            "--stream or --ddp fits (they read files as UTF-8 with the delimiter found from the header); convert "
+            "the file first, or fit without those flags"
+        )
     scaled = scale.fit(opts, **flags, fit_options=fit_options)
     if scaled is not None:
         if scaled:  # empty on the other ranks of a --ddp run: rank 0 reports
