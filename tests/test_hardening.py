@@ -532,6 +532,8 @@ def test_6_delimiter_and_decimal_flags_read_what_detection_cannot(tmp_path: Path
     assert code == 0, err
     code, _, err = run([*fit, "--delimiter", ";;"], capsys)
     assert_one_line_error(code, err, "--delimiter takes one character")
+    code, _, err = run([*fit, "--delimiter", ";", "--key", "x"], capsys)  # not read by per-key fits: refused
+    assert_one_line_error(code, err, "--delimiter is read by a plain fit only")
 
 
 def test_7_a_bad_cell_at_scoring_names_the_column_and_value(tmp_path: Path, capsys) -> None:
