@@ -12,12 +12,25 @@ categories of one-hot columns) over the flagged rows only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..detectors import BaseDetector
 
 #: Candidate columns per row that the counterfactual check re-ranks (the top ones by relative part).
 CANDIDATES = 5
+#: Rows per scoring call of the repaired rows: always this many (the last call padded), so that a row's
+#: repaired score does not depend on how many rows were flagged with it (float32 results can depend on the
+#: shape of a batch): a file scored whole and in partitions gives the same explanations.
+FIXED_ROWS = 1024
+
+
+def _fixed(fn: Callable[[np.ndarray], np.ndarray], X: np.ndarray) -> np.ndarray:
+    n = X.shape[0]
+    padded = np.zeros((-(-n // FIXED_ROWS) * FIXED_ROWS, X.shape[1]), dtype=X.dtype)
+    padded[:n] = X
+    return np.concatenate([fn(padded[i : i + FIXED_ROWS]) for i in range(0, padded.shape[0], FIXED_ROWS)])[:n]
 
 
 def counterfactual_top(
@@ -52,7 +65,8 @@ def counterfactual_top(
     groups = np.asarray(groups)
     typical = np.broadcast_to(np.asarray(detector.feature_median_, dtype=np.float32), X.shape).copy()
     widths = np.bincount(groups)
-    expected = detector.expected(X) if (widths > 1).any() else None
+    one_hot = (widths > 1).any() and detector.expected(X[:1]) is not None
+    expected = _fixed(detector.expected, X) if one_hot else None
     if expected is not None:  # a one-hot column: the category the model expected
         for col in np.flatnonzero(widths > 1):
             cols = np.flatnonzero(groups == col)
@@ -69,7 +83,7 @@ def counterfactual_top(
             continue
         mask = (groups[None, :] == col[:, None]) & valid[:, None]
         repaired = np.where(mask, typical, X)
-        drops[valid, c] = (base - detector.anomaly_score(repaired))[valid]
+        drops[valid, c] = (base - _fixed(detector.anomaly_score, repaired))[valid]
     positive = np.where(np.isfinite(drops), np.maximum(drops, 0.0), 0.0)
     total = positive.sum(axis=1)
     if not (total > 0).any():
