@@ -14,6 +14,7 @@ import torch
 
 import anomalia as an
 from anomalia import bundle
+from anomalia.explain.counterfactual import FIXED_ROWS, counterfactual_top
 from anomalia.model import Model
 from anomalia.workflows import fit_file
 
@@ -49,8 +50,16 @@ def test_a_folder_is_read_once_and_scores_match_the_detector(table_model, monkey
     shares = relative / relative.sum(axis=1, keepdims=True)
     top = np.argmax(shares, axis=1)
     assert rows.contributions is not None
-    np.testing.assert_array_equal(rows.contributions.index[:, 0], top)
-    np.testing.assert_allclose(rows.contributions.share[:, 0], shares[np.arange(len(df)), top], rtol=1e-5)
+    plain = ~rows.is_anomaly
+    np.testing.assert_array_equal(rows.contributions.index[plain, 0], top[plain])
+    np.testing.assert_allclose(rows.contributions.share[plain, 0], shares[plain, top[plain]], rtol=1e-5)
+    # flagged rows: their top candidates by relative part, re-ranked by how much repairing each lowers the score
+    flagged = np.flatnonzero(rows.is_anomaly)
+    assert flagged.size
+    candidates = np.argsort(-shares[flagged], axis=1, kind="stable")[:, :5]
+    index, share = counterfactual_top(det, X[flagged], candidates, m.encoder.groups)
+    np.testing.assert_array_equal(rows.contributions.index[flagged, 0], index[:, 0])
+    np.testing.assert_allclose(rows.contributions.share[flagged, 0], share[:, 0], rtol=1e-5)
 
 
 def test_the_network_runs_once_per_row_explanations_included(table_model) -> None:
@@ -64,8 +73,12 @@ def test_the_network_runs_once_per_row_explanations_included(table_model) -> Non
         hook.remove()
     flagged = np.flatnonzero(rows.is_anomaly)
     # one forward pass over every row gave the scores and the explanations; the values the model expected
-    # (observed vs expected in the explanations) take one more pass over the explained rows only
-    assert sum(seen) == len(df) + flagged.size
+    # (observed vs expected in the explanations) take one more pass over the explained rows only, and the
+    # counterfactual re-ranking of the flagged rows one pass per candidate column (5) plus one for the
+    # category the model expects of the one-hot column (after a one-row probe), in calls of exactly
+    # FIXED_ROWS rows (the last one padded)
+    padded = -(-flagged.size // FIXED_ROWS) * FIXED_ROWS
+    assert sum(seen) == len(df) + flagged.size + 1 + (5 + 1) * padded
     assert flagged.size and (rows.contributions.index[flagged, 0] >= 0).all()
     assert (rows.contributions.index[~rows.is_anomaly] == -1).all()
 

@@ -41,3 +41,21 @@ def test_report_opens_without_console_errors_and_shows_every_plot(browser, tmp_p
     assert page.locator('table[data-table="top-anomalies"] tbody tr').count() == 20
     assert page.title().endswith("anomalia report")
     page.close()
+
+
+def test_wide_tables_scroll_inside_the_page_instead_of_being_cut_off(browser, tmp_path):
+    data = write(mixed_frame(300), tmp_path / "d.csv")
+    fit_file(data, out=tmp_path / "m", params=FAST, label_column="label")
+    path = write_report(evaluate_file(tmp_path / "m", data, label_column="label"), tmp_path / "report.html")
+    page = browser.new_page(viewport={"width": 640, "height": 900})
+    page.goto(path.resolve().as_uri())
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")  # the page fits
+    table = page.locator('table[data-table="top-anomalies"]')
+    wrap = table.evaluate(
+        "t => { const w = t.parentElement; w.scrollLeft = w.scrollWidth;"
+        " const last = t.querySelector('tbody tr td:last-child').getBoundingClientRect();"
+        " return [getComputedStyle(w).overflowX, w.scrollWidth > w.clientWidth,"
+        " last.right <= w.getBoundingClientRect().right + 1] }"
+    )
+    assert wrap == ["auto", True, True], wrap  # wider than the page, scrolled to its last column
+    page.close()

@@ -55,11 +55,12 @@ def data(tmp_path_factory):
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
-    """Identical rows; the expected (reconstructed) values of the flagged rows' top features are recomputed on
-    those rows only, a batch whose size differs between one file and its partitions, so float32 rounding may
-    differ in the last bits there (scores, p-values, flags and shares are compared exactly)."""
+    """Identical rows; the expected (reconstructed) values of the flagged rows' top features, and the shares of
+    their counterfactual ranking, are recomputed on those rows only, a batch whose size differs between one
+    file and its partitions, so float32 rounding may differ in the last bits there (scores, p-values, flags
+    and the top features are compared exactly)."""
     a, b = a.reset_index(drop=True), b.reset_index(drop=True)
-    rounded = [c for c in a.columns if c.startswith("top_expected_")]
+    rounded = [c for c in a.columns if c.startswith(("top_expected_", "top_share_"))]
     pd.testing.assert_frame_equal(a.drop(columns=rounded), b.drop(columns=rounded), check_categorical=False,
                                   check_exact=True)
     pd.testing.assert_frame_equal(a[rounded], b[rounded], check_exact=False, rtol=1e-5)

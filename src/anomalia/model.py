@@ -30,6 +30,7 @@ from .detectors import BaseDetector
 from .detectors.base import apply_reduce
 from .detectors.persist import detector_section, from_section
 from .explain import occlusion
+from .explain.counterfactual import CANDIDATES, counterfactual_top
 from .results import Contributions, ScoredRows
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,9 @@ class Model:
             flags = threshold.predict(scores)
             contributions = Contributions.none(scores.size, names, k)
         else:
-            reduce = _top_shares(k, groups, len(names), getattr(det, "feature_scale_", None))
+            # tables: a few more candidates than k, which the counterfactual check re-ranks on flagged rows
+            m = min(len(names), max(k, CANDIDATES)) if self.input_kind == "table" and k else k
+            reduce = _top_shares(m, groups, len(names), getattr(det, "feature_scale_", None))
             above = threshold.threshold_ if explain == "flagged" else None
             scores, rows, top = det.score_parts(X, above=above, reduce=reduce)
             flags = threshold.predict(scores)
@@ -221,6 +224,10 @@ class Model:
                 rows, top = rows[keep], None if top is None else top[keep]
             if top is None:  # no decomposition: occlusion, one pass per feature over the explained rows
                 top = apply_reduce(reduce, occlusion(det, np.asarray(X)[rows])) if rows.size else None
+            elif self.input_kind == "table":
+                top = self._repaired_ranking(np.asarray(X), rows, flags, scores, top, m, groups)
+            if top is not None and m > k:
+                top = np.concatenate([top[:, :k], top[:, m : m + k]], axis=1)
             if top is None or top.shape[0] == 0:
                 contributions = Contributions.none(scores.size, names, k)
             else:
@@ -254,6 +261,33 @@ class Model:
 
             return decode_features(self.encoder, X)
         return X
+
+    def _repaired_ranking(
+        self,
+        X: np.ndarray,
+        rows: np.ndarray,
+        flags: np.ndarray,
+        scores: np.ndarray,
+        top: np.ndarray,
+        m: int,
+        groups: np.ndarray | None,
+    ) -> np.ndarray:
+        """``top`` (``[shares..., indices...]`` of ``m`` candidates per explained row) with the flagged rows'
+        candidates re-ranked by how much repairing each lowers the score (:mod:`anomalia.explain.counterfactual`)."""
+        flagged = np.flatnonzero(flags[rows])
+        if flagged.size == 0 or m < 2:
+            return top
+        g = np.arange(X.shape[1]) if groups is None else np.asarray(groups)
+        cand = top[flagged, m:].astype(np.int64)
+        found = counterfactual_top(self.detector, X[rows[flagged]], cand, g, scores[rows[flagged]])
+        if found is None:
+            return top
+        index, share = found
+        out = top.copy()
+        repaired = ~np.isnan(share).any(axis=1)
+        out[flagged[repaired], :m] = share[repaired]
+        out[flagged[repaired], m:] = index[repaired]
+        return out
 
     def _with_values(self, found: Contributions, X: Any, rows: np.ndarray, groups: np.ndarray | None) -> Contributions:
         """``found`` (the top features of ``rows``) with the observed and expected values and normal ranges.

@@ -24,7 +24,9 @@ class Contributions:
     A feature's share is its part of the row's score divided by that feature's usual part on held-out normal
     rows, normalised over the row's features: what is unusual *for that feature* (an input column's one-hot
     features are compared as one group against the group's own usual part). Models saved before 0.2 have no
-    usual parts: their shares are plain shares of the score.
+    usual parts: their shares are plain shares of the score. On the flagged rows of a table the top columns
+    are re-ranked by how much repairing each lowers the score, and a share is the column's part of those
+    score drops (:mod:`anomalia.explain.counterfactual`).
 
     ``observed`` / ``expected`` (the value the row has and the value the model expected: a reconstruction or
     a forecast, in the input's units) and ``normal_low`` / ``normal_high`` (the feature's range on held-out
@@ -296,6 +298,7 @@ class ImageView:
     label: int | None
     flagged: bool
     overlay: str
+    p_value: float | None = None
 
 
 @dataclass

@@ -48,7 +48,25 @@ FIT_KEYS = (
     "time_column",
     "image_size",
     "text_column",
+    "date_format",
+    "dayfirst",
+    "time_unit",
+    "encoding",
+    "delimiter",
+    "decimal",
 )
+
+
+def _csv_flags() -> tuple[Any, Any, Any]:
+    """``--encoding``, ``--delimiter``, ``--decimal``: how a CSV file is read, where detection guesses wrong."""
+    return (
+        typer.Option(None, "--encoding", help="CSV text encoding, e.g. latin-1 or cp1252 [utf-8]."),
+        typer.Option(None, "--delimiter", help="CSV delimiter, e.g. ';' or '\\t' [found from the header]."),
+        typer.Option(None, "--decimal", help="Decimal point of CSV numbers: '.' or ',' [',' in a ;-file of 0,5]."),
+    )
+
+
+ENCODING, DELIMITER, DECIMAL = _csv_flags()
 
 
 def _print_version(value: bool) -> None:
@@ -182,6 +200,18 @@ def fit(
         help="Text: the column holding one text per record; fits a text detector (default text; or text-lm). "
         "A .log file is read one record per line without it.",
     ),
+    date_format: str | None = typer.Option(
+        None, "--date-format", help="Series: strptime format of the time column, e.g. '%d.%m.%Y %H:%M' [inferred]."
+    ),
+    dayfirst: bool | None = typer.Option(
+        None, "--dayfirst/--monthfirst", help="Series: read NN/NN/YYYY dates day-first [decided from the values]."
+    ),
+    time_unit: str | None = typer.Option(
+        None, "--time-unit", help="Series: unit of a numeric (Unix) time column: s, ms, us or ns [from magnitude]."
+    ),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
     key: str | None = typer.Option(None, "--key", help="Fit one model per value of this column (MODELS/ + index)."),
     engine: str | None = typer.Option(None, "--engine", help="With --key: dask (in parallel) or local."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
@@ -209,6 +239,12 @@ def fit(
         "time_column": time_column,
         "image_size": image_size,
         "text_column": text_column,
+        "date_format": date_format,
+        "dayfirst": dayfirst,
+        "time_unit": time_unit,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "decimal": decimal,
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
     opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
@@ -229,6 +265,14 @@ def fit(
     fit_options |= {"drop": [drop_cols] if isinstance(drop_cols, str) else list(drop_cols)}
     fit_options |= {"max_categories": int(opts["max_categories"] or 50)}
     flags = {"key": key, "engine": engine, "scheduler": scheduler, "workers": workers, "stream": stream, "ddp": ddp}
+    reading = ("date_format", "dayfirst", "time_unit", "encoding", "delimiter", "decimal")
+    unread = ["--" + k.replace("_", "-") for k in reading if opts[k] is not None]
+    if unread and any(flags.values()):
+        raise InputError(
+            f"{', '.join(unread)} {'is' if len(unread) == 1 else 'are'} read by a plain fit only, not by --key, "
+            "--stream or --ddp fits (they read files as UTF-8 with the delimiter found from the header); convert "
+            "the file first, or fit without those flags"
+        )
     scaled = scale.fit(opts, **flags, fit_options=fit_options)
     if scaled is not None:
         if scaled:  # empty on the other ranks of a --ddp run: rank 0 reports
@@ -254,6 +298,12 @@ def fit(
             seed=0 if opts["seed"] is None else int(opts["seed"]),
             callback=on_epoch if epochs else None,
             text_column=opts["text_column"],
+            date_format=opts["date_format"],
+            dayfirst=opts["dayfirst"],
+            time_unit=opts["time_unit"],
+            encoding=opts["encoding"],
+            delimiter=opts["delimiter"],
+            decimal=opts["decimal"],
         )
         if live.started:
             progress.update(task, completed=result.epochs, total=result.epochs)
@@ -302,6 +352,10 @@ def _fit_rows(result: Any, labelled: bool) -> list[tuple[str, Any]]:
         ("trained on", trained),
         ("held out for calibration", held),
     ]
+    if result.time_parsing:
+        from ..workflows.checks import cli_words
+
+        rows.append(("time column", cli_words(result.time_parsing)))
     if labelled and kind == "table":
         rows.append(("labelled anomalies (not trained on)", result.n_excluded_anomalies))
     if labelled and kind == "series":
@@ -371,6 +425,9 @@ def score(
     ),
     scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
     workers: int | None = typer.Option(None, "--workers", help="--engine dask: a local cluster of N worker processes."),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
 ) -> None:
     """Score every row of a file (score, p-value, flag, top contributing features), or every image."""
     from ..workflows import score
@@ -378,12 +435,15 @@ def score(
     from . import scale
 
     if engine is None and scheduler is None and workers is None:  # else --out is a Parquet folder (scale checks it)
-        check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k)
+        check_score_args(out, keep=keep or (), batch_rows=batch_rows, top_k=top_k, data=data)
 
     if runtime not in ("torch", "onnx"):
         raise InputError(f"--runtime must be torch or onnx; got {runtime!r}")
     if respond and runtime == "onnx":
         raise InputError("--respond needs --runtime torch (the ONNX runtime path raises no alerts yet); drop one")
+    csv_flags = {"encoding": encoding, "delimiter": delimiter, "decimal": decimal}
+    if any(csv_flags.values()) and (runtime == "onnx" or engine or scheduler or workers):
+        raise InputError("--encoding, --delimiter and --decimal are read by the torch runtime without --engine")
     hook = None
     if respond:
         from .alerts import ScoreResponder
@@ -425,6 +485,7 @@ def score(
                 heatmaps=heatmaps,
                 progress=update,
                 on_batch=hook,
+                **csv_flags,
             )
     unit = {"table": "rows", "series": "steps", "images": "images", "text": "texts"}[res.kind]
     rows = [
@@ -496,6 +557,9 @@ def evaluate(
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics and operating points as JSON."),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
 ) -> None:
     """Measure a model on labelled data: metrics, operating points and (with --report) the HTML report."""
     from ..workflows import evaluate
@@ -510,6 +574,9 @@ def evaluate(
             target_recall=target_recall,
             require_labels=True,
             progress=update,
+            encoding=encoding,
+            delimiter=delimiter,
+            decimal=decimal,
         )
     if as_json:
         from ..workflows.checks import evaluation_json
@@ -537,6 +604,9 @@ def report(
     label_column: str | None = typer.Option(None, help="Column with 1 = anomaly, 0 = normal (enables the curves)."),
     target_precision: float = typer.Option(0.9, help="Precision target marked in the report."),
     target_recall: float = typer.Option(0.9, help="Recall target marked in the report."),
+    encoding: str | None = ENCODING,
+    delimiter: str | None = DELIMITER,
+    decimal: str | None = DECIMAL,
 ) -> None:
     """Write a self-contained HTML report: score distributions, curves, thresholds, top anomalies."""
     from ..workflows import evaluate
@@ -550,6 +620,9 @@ def report(
             target_precision=target_precision,
             target_recall=target_recall,
             progress=update,
+            encoding=encoding,
+            delimiter=delimiter,
+            decimal=decimal,
         )
     if ev.has_labels:
         console.print(_metrics_table(ev))

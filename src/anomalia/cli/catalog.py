@@ -38,10 +38,11 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             'steps before it. Score as LSTMForecaster; much faster to train on CPUs.'
         ),
         (
-            "batch_size=128, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.0, "
-            "epochs=30, fill='error', filters=32, hidden=64, keep_rows=False, kernel=3, lr=0.001, patience=5, "
-            'random_state=None, resample=None, robust=None, smoothing=0, threshold=None, time_column=None, '
-            'train_stride=1, validation_fraction=0.1, weight_decay=1e-05, window=32'
+            'batch_size=128, calibration_fraction=0.2, contamination=None, date_format=None, dayfirst=None, '
+            "device='auto', dropout=0.0, epochs=30, fill='error', filters=32, hidden=64, keep_rows=False, "
+            'kernel=3, lr=0.001, patience=5, random_state=None, resample=None, robust=None, smoothing=0, '
+            'threshold=None, time_column=None, time_unit=None, train_stride=1, validation_fraction=0.1, '
+            'weight_decay=1e-05, window=32'
         ),
     ),
     'conv-autoencoder': (
@@ -110,10 +111,11 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             'numbers.'
         ),
         (
-            "batch_size=128, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.0, "
-            "epochs=30, fill='error', hidden=32, keep_rows=False, layers=1, lr=0.003, patience=5, "
-            'random_state=None, resample=None, robust=None, smoothing=0, threshold=None, time_column=None, '
-            'train_stride=1, validation_fraction=0.1, weight_decay=1e-05, window=32'
+            'batch_size=128, calibration_fraction=0.2, contamination=None, date_format=None, dayfirst=None, '
+            "device='auto', dropout=0.0, epochs=30, fill='error', hidden=32, keep_rows=False, layers=1, "
+            'lr=0.003, patience=5, random_state=None, resample=None, robust=None, smoothing=0, '
+            'threshold=None, time_column=None, time_unit=None, train_stride=1, validation_fraction=0.1, '
+            'weight_decay=1e-05, window=32'
         ),
     ),
     'lstm-forecaster': (
@@ -126,10 +128,11 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             'modelled jointly.'
         ),
         (
-            "batch_size=128, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.0, "
-            "epochs=30, fill='error', hidden=32, keep_rows=False, layers=1, lr=0.003, patience=5, "
-            'random_state=None, resample=None, robust=None, smoothing=0, threshold=None, time_column=None, '
-            'train_stride=1, validation_fraction=0.1, weight_decay=1e-05, window=32'
+            'batch_size=128, calibration_fraction=0.2, contamination=None, date_format=None, dayfirst=None, '
+            "device='auto', dropout=0.0, epochs=30, fill='error', hidden=32, keep_rows=False, layers=1, "
+            'lr=0.003, patience=5, random_state=None, resample=None, robust=None, smoothing=0, '
+            'threshold=None, time_column=None, time_unit=None, train_stride=1, validation_fraction=0.1, '
+            'weight_decay=1e-05, window=32'
         ),
     ),
     'multimodal': (
@@ -163,11 +166,12 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             "units), and detect applies the paper's decision procedure to those errors."
         ),
         (
-            "batch_size=64, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.3, "
-            "epochs=35, error_batch=70, error_buffer=100, error_window=30, fill='error', hidden=80, "
-            'keep_rows=False, layers=2, lr=0.001, patience=10, prune=0.13, random_state=None, resample=None, '
-            'robust=None, smoothing=0, smoothing_perc=0.05, target=0, threshold=None, time_column=None, '
-            'train_stride=1, validation_fraction=0.2, weight_decay=1e-05, window=250'
+            'batch_size=64, calibration_fraction=0.2, contamination=None, date_format=None, dayfirst=None, '
+            "device='auto', dropout=0.3, epochs=35, error_batch=70, error_buffer=100, error_window=30, "
+            "fill='error', hidden=80, keep_rows=False, layers=2, lr=0.001, patience=10, prune=0.13, "
+            'random_state=None, resample=None, robust=None, smoothing=0, smoothing_perc=0.05, target=0, '
+            'threshold=None, time_column=None, time_unit=None, train_stride=1, validation_fraction=0.2, '
+            'weight_decay=1e-05, window=250'
         ),
     ),
     'text': (
@@ -213,10 +217,11 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             'the window ending at t (standardised units).'
         ),
         (
-            "batch_size=128, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.0, "
-            "epochs=30, fill='error', hidden=(64, 16), keep_rows=False, lr=0.001, patience=5, "
-            'random_state=None, resample=None, robust=None, smoothing=0, threshold=None, time_column=None, '
-            'train_stride=1, validation_fraction=0.1, weight_decay=1e-05, window=32'
+            'batch_size=128, calibration_fraction=0.2, contamination=None, date_format=None, dayfirst=None, '
+            "device='auto', dropout=0.0, epochs=30, fill='error', hidden=(64, 16), keep_rows=False, lr=0.001, "
+            'patience=5, random_state=None, resample=None, robust=None, smoothing=0, threshold=None, '
+            'time_column=None, time_unit=None, train_stride=1, validation_fraction=0.1, weight_decay=1e-05, '
+            'window=32'
         ),
     ),
     'window-vae': (
@@ -228,10 +233,11 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             'errors.'
         ),
         (
-            "batch_size=128, calibration_fraction=0.2, contamination=None, device='auto', dropout=0.0, "
-            "epochs=30, fill='error', hidden=(64,), keep_rows=False, latent=8, lr=0.001, patience=5, "
-            'random_state=None, resample=None, robust=None, smoothing=0, threshold=None, time_column=None, '
-            'train_stride=1, validation_fraction=0.1, weight_decay=1e-05, window=32'
+            'batch_size=128, calibration_fraction=0.2, contamination=None, date_format=None, dayfirst=None, '
+            "device='auto', dropout=0.0, epochs=30, fill='error', hidden=(64,), keep_rows=False, latent=8, "
+            'lr=0.001, patience=5, random_state=None, resample=None, robust=None, smoothing=0, '
+            'threshold=None, time_column=None, time_unit=None, train_stride=1, validation_fraction=0.1, '
+            'weight_decay=1e-05, window=32'
         ),
     ),
 }

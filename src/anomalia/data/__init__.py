@@ -14,8 +14,10 @@ from .images import (
 from .labels import as_labels, label_like_columns, label_like_warning
 from .readers import (
     BATCH_ROWS,
+    CsvFile,
     check_columns,
     count_rows,
+    csv_file,
     iter_batches,
     prefetch,
     read_table,
@@ -32,6 +34,7 @@ __all__ = [
     "MAX_CATEGORIES",
     "WARMUP_SCORE",
     "ColumnCode",
+    "CsvFile",
     "ImageFolder",
     "ImageReading",
     "Series",
@@ -41,6 +44,7 @@ __all__ = [
     "check_columns",
     "check_step",
     "count_rows",
+    "csv_file",
     "is_image_folder",
     "iter_batches",
     "label_like_columns",

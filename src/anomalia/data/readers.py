@@ -6,10 +6,13 @@ or :class:`SchemaError` that names the file and says what to do, so the command 
 
 from __future__ import annotations
 
+import codecs
+import os
 import queue
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,63 @@ def table_format(path: str | Path) -> str:
     return fmt
 
 
+@dataclass(frozen=True)
+class CsvFile(os.PathLike):
+    """A CSV file with how to read it, where detection would guess wrong: pass it wherever a path goes.
+
+    ``encoding`` (default: UTF-8; any Python codec name, e.g. ``"latin-1"``), ``delimiter`` (default: found
+    from the header among ``, ; TAB |``) and ``decimal`` (default: ``","`` for a ``;``-file with numbers
+    written ``0,5``, else ``"."``); None keeps the detection. ``str()`` and ``os.fspath()`` give the path.
+    """
+
+    path: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise InputError(
+                    f"--encoding {self.encoding!r} is not a known text encoding; use e.g. utf-8, latin-1, cp1252"
+                ) from None
+        if self.delimiter is not None:
+            delimiter = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(self.delimiter, self.delimiter)
+            object.__setattr__(self, "delimiter", delimiter)
+            if len(delimiter) != 1 or delimiter in "\"\n\r":
+                raise InputError(f"--delimiter takes one character (e.g. ';', '|', '\\t'); got {self.delimiter!r}")
+        if self.decimal is not None and self.decimal not in (".", ","):
+            raise InputError(f"--decimal takes '.' or ','; got {self.decimal!r}")
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def overrides(self) -> bool:
+        """True when any of the three is given."""
+        return any(v is not None for v in (self.encoding, self.delimiter, self.decimal))
+
+
+def csv_file(
+    path: str | Path | CsvFile, encoding: str | None = None, delimiter: str | None = None, decimal: str | None = None
+) -> str | Path | CsvFile:
+    """``path`` with the reading options given (unchanged when none is)."""
+    if encoding is None and delimiter is None and decimal is None:
+        return path
+    if isinstance(path, CsvFile):
+        return CsvFile(path.path, encoding or path.encoding, delimiter or path.delimiter, decimal or path.decimal)
+    return CsvFile(str(path), encoding, delimiter, decimal)
+
+
+def _given(path: str | Path | CsvFile) -> CsvFile:
+    return path if isinstance(path, CsvFile) else CsvFile(str(path))
+
+
 def _check_exists(path: str | Path) -> Path:
     p = Path(path)
     if not p.exists():
@@ -52,34 +112,45 @@ SNIFF_BYTES = 1 << 16
 DELIMITERS = (",", ";", "\t", "|")
 
 
-def sniff_csv(path: Path) -> tuple[str, str]:
-    """(delimiter, decimal point) of a CSV file, from its first lines; a file that is not UTF-8 or has a
-    repeated column name raises :class:`InputError` saying how to fix it.
+def sniff_csv(path: Path, given: CsvFile | None = None) -> tuple[str, str]:
+    """(delimiter, decimal point) of a CSV file, from its first lines; a file that is not UTF-8 (or not in
+    ``given.encoding``) or has a repeated column name raises :class:`InputError` saying how to fix it.
 
     The delimiter is the one of ``, ; TAB |`` that splits the header into the most columns and gives the
     same count on the next lines (``.tsv`` files are tab-separated); with ``;`` and numbers written ``0,5``
-    the decimal point is a comma (the European convention)."""
+    the decimal point is a comma (the European convention). ``given`` overrides what it names."""
+    given = given or CsvFile(str(path))
     if path.suffix.lower() in (".gz", ".bz2", ".zst"):
-        return ("\t" if ".tsv" in [x.lower() for x in path.suffixes] else ","), "."
+        delimiter = "\t" if ".tsv" in [x.lower() for x in path.suffixes] else ","
+        return given.delimiter or delimiter, given.decimal or "."
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
+    encoding = given.encoding or "utf-8"
     try:
-        text = head.decode("utf-8")
+        text = head.decode(encoding)
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # not merely a character cut at the end of the sample
             byte = head[exc.start : exc.start + 1].hex()
+            if given.encoding is None:
+                raise InputError(
+                    f"{path} is not UTF-8 text (byte 0x{byte} at offset {exc.start}); it is probably Latin-1 / "
+                    f"Windows-1252: pass --encoding latin-1 (or cp1252; encoding='latin-1' from Python), or "
+                    f"convert it first (iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name})"
+                ) from None
             raise InputError(
-                f"{path} is not UTF-8 text (byte 0x{byte} at offset {exc.start}); it is probably Latin-1 / "
-                f"Windows-1252. Convert it first, e.g. iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}"
+                f"{path} is not {encoding} text (byte 0x{byte} at offset {exc.start}); pass the file's own "
+                "encoding with --encoding (e.g. latin-1, cp1252, utf-16)"
             ) from None
-        text = head[: exc.start].decode("utf-8")
+        text = head[: exc.start].decode(encoding)
     lines = [line for line in text.splitlines()[:20] if line.strip()]
     if not lines:
         return ",", "."
-    if len(lines) > 1 and len(text) == len(head.decode("utf-8", "ignore")) and len(head) == SNIFF_BYTES:
+    if len(lines) > 1 and len(head) == SNIFF_BYTES:
         lines = lines[:-1]  # the last line of a cut sample may be incomplete
     header = lines[0].lstrip("\ufeff")
-    if path.suffix.lower() == ".tsv":
+    if given.delimiter is not None:
+        delimiter = given.delimiter
+    elif path.suffix.lower() == ".tsv":
         delimiter = "\t"
     else:
         counts = {d: header.count(d) for d in DELIMITERS}
@@ -94,15 +165,19 @@ def sniff_csv(path: Path) -> tuple[str, str]:
     decimal = "."
     if delimiter == ";" and any(_DECIMAL_COMMA.search(line) for line in lines[1:]):
         decimal = ","
-    return delimiter, decimal
+    return delimiter, given.decimal or decimal
 
 
 _DECIMAL_COMMA = re.compile(r"(^|;)\s*-?\d+,\d+\s*(;|$)")
 
 
-def _csv_options(path: Path, column_types: dict[str, pa.DataType] | None = None) -> dict[str, Any]:
-    delimiter, decimal = sniff_csv(path)
+def _csv_options(
+    path: Path, column_types: dict[str, pa.DataType] | None = None, given: CsvFile | None = None, **read: Any
+) -> dict[str, Any]:
+    delimiter, decimal = sniff_csv(path, given)
+    encoding = given.encoding if given is not None and given.encoding is not None else "utf8"
     return {
+        "read_options": pacsv.ReadOptions(encoding=encoding, **read),
         "parse_options": pacsv.ParseOptions(delimiter=delimiter),
         "convert_options": pacsv.ConvertOptions(
             column_types=column_types or {}, strings_can_be_null=True, decimal_point=decimal
@@ -113,13 +188,13 @@ def _csv_options(path: Path, column_types: dict[str, pa.DataType] | None = None)
 _CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+): invalid value '(.*)'")
 
 
-def _unreadable(path: Path, exc: BaseException) -> InputError:
+def _unreadable(path: Path, exc: BaseException, given: CsvFile | None = None) -> InputError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     bad = _CONVERSION.search(first)
     if bad:
         index, typ, value = int(bad.group(1)), bad.group(2), bad.group(3)
         try:
-            name = repr(table_columns(path)[index])
+            name = repr(table_columns(path if given is None else given)[index])
         except (InputError, IndexError):
             name = f"#{index}"
         return InputError(
@@ -132,36 +207,40 @@ def _unreadable(path: Path, exc: BaseException) -> InputError:
 
 
 def read_table(path: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """Read a whole CSV or Parquet file (optionally only ``columns``) as a :class:`pyarrow.Table`."""
+    """Read a whole CSV or Parquet file (optionally only ``columns``) as a :class:`pyarrow.Table`.
+
+    ``path`` may be a :class:`CsvFile` saying how to read it (encoding, delimiter, decimal point)."""
+    given = _given(path)
     p = _check_exists(path)
     fmt = table_format(p)
     if columns is not None:
-        check_columns(p, columns)
+        check_columns(given, columns)
     try:
         if fmt == "parquet":
             return pq.read_table(p, columns=list(columns) if columns is not None else None)
-        opts = _csv_options(p)
+        opts = _csv_options(p, given=given)
         if columns is not None:
             opts["convert_options"].include_columns = list(columns)
         return pacsv.read_csv(p, **opts)
     except InputError:  # a problem sniff_csv found, already said in full
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _unreadable(p, exc) from None
+        raise _unreadable(p, exc, given) from None
 
 
 def table_columns(path: str | Path) -> list[str]:
     """Column names of a file without reading its rows."""
+    given = _given(path)
     p = _check_exists(path)
     try:
         if table_format(p) == "parquet":
             return list(pq.read_schema(p).names)
-        with pacsv.open_csv(p, **_csv_options(p)) as reader:
+        with pacsv.open_csv(p, **_csv_options(p, given=given)) as reader:
             return list(reader.schema.names)
     except InputError:  # a problem sniff_csv found, already said in full
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _unreadable(p, exc) from None
+        raise _unreadable(p, exc, given) from None
 
 
 def check_columns(path: str | Path, needed: Sequence[str], what: str = "column") -> None:
@@ -196,10 +275,11 @@ def iter_batches(
     ``column_types`` fixes the types of CSV columns (so that a batch far into the file is parsed like the
     first); Parquet files carry their own types.
     """
+    given = _given(path)
     p = _check_exists(path)
     fmt = table_format(p)
     if columns is not None:
-        check_columns(p, columns)
+        check_columns(given, columns)
     try:
         if fmt == "parquet":
             # memory stays bounded by about one row group; the caller's prefetch thread gives the parallelism
@@ -207,18 +287,18 @@ def iter_batches(
             cols = list(columns) if columns is not None else None
             yield from pf.iter_batches(batch_size=batch_rows, columns=cols, use_threads=False)
             return
-        opts = _csv_options(p, column_types)
-        if columns is not None:
-            opts["convert_options"].include_columns = list(columns)
         # a block of ~48 bytes per value gives batches of roughly ``batch_rows`` rows
         width = len(columns) if columns is not None else 16
-        opts["read_options"] = pacsv.ReadOptions(block_size=max(1 << 20, min(batch_rows * width * 12, 1 << 28)))
+        block = max(1 << 20, min(batch_rows * width * 12, 1 << 28))
+        opts = _csv_options(p, column_types, given, block_size=block)
+        if columns is not None:
+            opts["convert_options"].include_columns = list(columns)
         with pacsv.open_csv(p, **opts) as reader:
             yield from reader
     except InputError:  # a problem sniff_csv found, already said in full
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise _unreadable(p, exc) from None
+        raise _unreadable(p, exc, given) from None
 
 
 def prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:

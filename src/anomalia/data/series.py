@@ -25,6 +25,7 @@ import pandas as pd
 
 from .._core import InputError, InputTypeError, Schema, SchemaError
 from .._core.validation import _frame_to_array, _is_frame
+from .timestamps import TimeParsing, parse_timestamps
 
 FILL_OPTIONS = ("error", "interpolate", "ffill")
 
@@ -39,6 +40,8 @@ class Series:
     step: pd.Timedelta | None = None
     #: Grid step of each input row when resampling merged rows; None when rows and steps are the same.
     positions: np.ndarray | None = None
+    #: How the time column was read (None without a time column).
+    parsing: TimeParsing | None = None
 
     def to_rows(self, per_step: np.ndarray) -> np.ndarray:
         """Values per grid step -> values per input row (identity unless the series was resampled)."""
@@ -49,8 +52,10 @@ def _ts(t: Any) -> str:
     return str(pd.Timestamp(t))
 
 
-def _time_axis(X: Any, time_column: str | None, name: str) -> tuple[Any, pd.DatetimeIndex | None]:
-    """Split a frame into (frame of value columns, DatetimeIndex or None)."""
+def _time_axis(
+    X: Any, time_column: str | None, name: str, parse: dict[str, Any]
+) -> tuple[Any, pd.DatetimeIndex | None, TimeParsing | None]:
+    """Split a frame into (frame of value columns, DatetimeIndex or None, how the time column was read)."""
     if isinstance(X, pd.Series):
         X = X.to_frame(name=str(X.name) if X.name is not None else "value")
     if not _is_frame(X):
@@ -59,20 +64,17 @@ def _time_axis(X: Any, time_column: str | None, name: str) -> tuple[Any, pd.Date
                 f"time_column={time_column!r} was given but {name} is a {type(X).__name__}, not a DataFrame; "
                 "pass a DataFrame holding that column, or time_column=None for an array (time, channels)"
             )
-        return X, None
+        return X, None, None
     if time_column is not None:
         if time_column not in X.columns:
             raise InputError(
                 f"time_column={time_column!r} is not a column of {name}; its columns are {list(X.columns)[:10]}"
             )
-        try:
-            index = pd.DatetimeIndex(pd.to_datetime(X[time_column]))
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"column {time_column!r} of {name} could not be read as timestamps: {exc}") from None
-        return X.drop(columns=[time_column]), index
+        index, parsing = parse_timestamps(X[time_column], column=time_column, name=name, **parse)
+        return X.drop(columns=[time_column]), index, parsing
     if isinstance(X.index, pd.DatetimeIndex):
-        return X, X.index
-    return X, None
+        return X, X.index, None
+    return X, None, None
 
 
 def _values(X: Any, name: str) -> tuple[np.ndarray, tuple[str, ...] | None, tuple[str, ...]]:
@@ -171,6 +173,10 @@ def prepare_series(
     resample: str | None = None,
     fill: str = "error",
     name: str = "X",
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    time_unit: str | None = None,
+    parsing: TimeParsing | None = None,
 ) -> Series:
     """Check (and on request repair) a series; see the module docstring for what is checked.
 
@@ -185,10 +191,16 @@ def prepare_series(
         timestamps.
     fill : {"error", "interpolate", "ffill"}
         What to do with missing values.
+    date_format, dayfirst, time_unit
+        How to read ``time_column`` (see :func:`anomalia.data.timestamps.parse_timestamps`); None = decide
+        from the values and say so in :attr:`Series.parsing`.
+    parsing : TimeParsing, optional
+        The parsing a fitted detector keeps: read the time column exactly so (the three above are ignored).
     """
     if fill not in FILL_OPTIONS:
         raise InputError(f"fill must be one of {list(FILL_OPTIONS)}; got {fill!r}")
-    frame, index = _time_axis(X, time_column, name)
+    parse = {"date_format": date_format, "dayfirst": dayfirst, "time_unit": time_unit, "fitted": parsing}
+    frame, index, how = _time_axis(X, time_column, name, parse)
     arr, columns, dtypes = _values(frame, name)
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"{name} is empty (shape {arr.shape}); a series needs at least one step and one channel")
@@ -217,7 +229,7 @@ def prepare_series(
         frame_v = pd.DataFrame(arr, index=index)
     frame_v = _fill(frame_v, fill, name, columns, timed=index is not None)
     values = np.ascontiguousarray(frame_v.to_numpy(dtype=np.float32))
-    return Series(values, Schema(values.shape[1], columns, tuple(dtypes)), index, step, positions)
+    return Series(values, Schema(values.shape[1], columns, tuple(dtypes)), index, step, positions, how)
 
 
 def check_step(series: Series, fitted_step: pd.Timedelta | None, name: str = "X") -> None:

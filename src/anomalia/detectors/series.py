@@ -22,6 +22,7 @@ from torch import nn
 from .._core import InputError, check_fit_input, check_is_fitted, check_schema
 from .._core.params import instance_of, interval, options
 from ..data.series import FILL_OPTIONS, Series, check_step, prepare_series
+from ..data.timestamps import TIME_UNITS, TimeParsing, parse_timestamps
 from ..data.windows import WARMUP_SCORE, per_step, sliding_windows
 from ..nn import Scorer, init_weights, seeded, train
 from ..scoring.smoothing import ewma
@@ -37,6 +38,9 @@ SERIES_RULES = {
     "time_column": [instance_of(str, text="a column name"), options(None)],
     "resample": [instance_of(str, text="a pandas step such as '5min'"), options(None)],
     "fill": [options(*FILL_OPTIONS)],
+    "date_format": [instance_of(str, text="a strptime format such as '%d.%m.%Y %H:%M'"), options(None)],
+    "dayfirst": [options(None, True, False)],
+    "time_unit": [options(None, *TIME_UNITS)],
 }
 
 #: Values of one scoring batch at most (windows x steps x channels).
@@ -60,6 +64,14 @@ class SeriesDetector(DeepDetector):
         Put the series on a regular grid of this pandas step (``"5min"``) by averaging; saved with the model.
     fill : {"error", "interpolate", "ffill"}
         What to do with missing values (and steps left empty by ``resample``); saved with the model.
+    date_format : str, optional
+        strptime format of a text ``time_column`` (``"%d.%m.%Y %H:%M"``); None = inferred from the values.
+    dayfirst : bool, optional
+        Read ``NN/NN/YYYY`` dates day-first; None = decided from the values (a number above 12 first or second).
+    time_unit : {"s", "ms", "us", "ns"}, optional
+        Unit of a numeric (Unix time) ``time_column``; None = inferred from the magnitude of the values.
+        However it was decided, the parsing used at fit is kept (``time_parsing_``, its ``how`` in words) and
+        new data is read the same way.
     dropout : float
         Dropout in the network.
 
@@ -83,6 +95,9 @@ class SeriesDetector(DeepDetector):
     time_column: str | None = None
     resample: str | None = None
     fill: str = "error"
+    date_format: str | None = None
+    dayfirst: bool | None = None
+    time_unit: str | None = None
     dropout: float = 0.0
     epochs: int = 30
     batch_size: int = 128
@@ -121,10 +136,28 @@ class SeriesDetector(DeepDetector):
         return None
 
     # ---------------------------------------------------------------- input
-    def _series(self, X: Any, name: str = "X") -> Series:
+    def _series(self, X: Any, name: str = "X", *, fitting: bool = False) -> Series:
         if isinstance(X, Series):
             return X
-        return prepare_series(X, time_column=self.time_column, resample=self.resample, fill=self.fill, name=name)
+        return prepare_series(
+            X,
+            time_column=self.time_column,
+            resample=self.resample,
+            fill=self.fill,
+            name=name,
+            date_format=self.date_format,
+            dayfirst=self.dayfirst,
+            time_unit=self.time_unit,
+            parsing=None if fitting else getattr(self, "time_parsing_", None),
+        )
+
+    def timestamps(self, X: Any) -> pd.DatetimeIndex | None:
+        """The time axis of ``X`` read as this detector reads it (its time column, as at fit), one per row."""
+        column = self.time_column
+        if column is None or not hasattr(X, "columns") or column not in X.columns:
+            return pd.DatetimeIndex(X.index) if isinstance(getattr(X, "index", None), pd.DatetimeIndex) else None
+        parse = {"date_format": self.date_format, "dayfirst": self.dayfirst, "time_unit": self.time_unit}
+        return parse_timestamps(X[column], column=column, fitted=getattr(self, "time_parsing_", None), **parse)[0]
 
     def _validate(self, X: Any, *, fitting: bool, finite: bool = True) -> tuple[np.ndarray, Any]:
         s = self._series(X)
@@ -171,7 +204,8 @@ class SeriesDetector(DeepDetector):
         counts the labelled steps and ``n_excluded_windows_`` the training and calibration windows left out.
         """
         self._check_params()
-        series = self._series(X)
+        series = self._series(X, fitting=True)
+        self.time_parsing_ = series.parsing
         self._labelled = None if labels is None else self._step_labels(series, labels)
         self.n_excluded_windows_ = 0
         try:
@@ -487,6 +521,7 @@ class SeriesDetector(DeepDetector):
             "step": None if self.step_ is None else str(self.step_),
             "stream": self.stream_.to_dict(),
             "stream_start": self.stream_start_.to_dict(),
+            "time_parsing": None if self.time_parsing_ is None else self.time_parsing_.to_dict(),
         }
         return meta, arrays
 
@@ -494,6 +529,10 @@ class SeriesDetector(DeepDetector):
         super()._set_state(meta, arrays)
         s = meta["state"]["series"]
         self.step_ = None if s["step"] is None else pd.Timedelta(s["step"])
+        if "time_parsing" in s:
+            self.time_parsing_ = None if s["time_parsing"] is None else TimeParsing.from_dict(s["time_parsing"])
+        else:  # saved before the parsing was kept: read a time column as pandas.to_datetime does
+            self.time_parsing_ = TimeParsing.from_dict(None) if self.time_column is not None else None
         if "stream" in s:
             self.stream_ = StreamState.from_dict(s["stream"])
             self.stream_start_ = StreamState.from_dict(s["stream_start"])

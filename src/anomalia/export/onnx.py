@@ -201,6 +201,7 @@ def _manifest(model: Model, path: Path, exporter: str, opset: int, diff: float, 
             "resample": det.resample,  # type: ignore[attr-defined]
             "fill": det.fill,  # type: ignore[attr-defined]
             "step": None if step is None else str(step),
+            "time_parsing": None if det.time_parsing_ is None else det.time_parsing_.to_dict(),  # type: ignore[attr-defined]
         }
     if model.input_kind == "images":
         size = det.image_size  # type: ignore[attr-defined]

@@ -178,6 +178,7 @@ class OnnxModel:
         import pandas as pd
 
         from ..data.series import check_step, prepare_series
+        from ..data.timestamps import TimeParsing
         from ..scoring.smoothing import ewma
 
         info = self.manifest["series"]
@@ -196,7 +197,12 @@ class OnnxModel:
                 time = np.asarray(frame[time_column])
             elif hasattr(frame.index, "tz_localize"):
                 time = np.asarray(frame.index)
-        s = prepare_series(frame, time_column=time_column, resample=info["resample"], fill=info["fill"])
+        parsing = TimeParsing.from_dict(info["time_parsing"]) if info.get("time_parsing") else None
+        if parsing is None and "time_parsing" not in info and time_column is not None:
+            parsing = TimeParsing.from_dict(None)  # exported before the parsing was kept: as pandas reads it
+        s = prepare_series(
+            frame, time_column=time_column, resample=info["resample"], fill=info["fill"], parsing=parsing
+        )
         check_schema(s.schema, self.schema)
         check_step(s, None if info["step"] is None else pd.Timedelta(info["step"]))
         span, n = int(info["span"]), s.values.shape[0]

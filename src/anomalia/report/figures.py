@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import matplotlib
+import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..metrics import roc_curve, threshold_sweep
 
@@ -53,6 +55,17 @@ def styled(fn: F) -> F:
 
 #: Most points drawn on a curve; longer curves are thinned evenly (the ends are kept).
 MAX_POINTS = 2000
+
+
+def time_axis(ax: Any, timed: bool) -> None:
+    """Ticks of a time axis that never overlap: concise dates (the year or day said once, not on every
+    tick) for timestamps, whole numbers for steps, rows and epochs."""
+    if timed:
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
 
 
 def new_figure(width: float = 5.2, height: float = 3.4) -> tuple[Figure, Any]:
@@ -242,5 +255,6 @@ def training_loss(history: Sequence[dict[str, Any]]) -> Figure:
     if _log_scale(np.r_[[v for h in history for v in h.get("train_loss", [])]]):
         ax.set_yscale("log")
     ax.set(xlabel="epoch", ylabel="loss")
+    time_axis(ax, timed=False)
     ax.legend(loc="upper right")
     return fig

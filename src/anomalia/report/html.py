@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from .._core import InputError
 from ..results import Evaluation
@@ -63,9 +65,18 @@ def build_report(ev: Evaluation) -> Report:
     return Report(ev.title, f"anomalia {_version()} · {created}", headline, facts, sections)
 
 
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def inline_code(text: str) -> Markup:
+    """``text`` escaped for HTML, with Markdown's `code` spans (flags, commands) as ``<code>`` elements."""
+    return Markup(_CODE.sub(r"<code>\1</code>", str(escape(text))))
+
+
 def render(report: Report) -> str:
     """The report as an HTML string."""
     env = Environment(loader=PackageLoader("anomalia.report", "templates"), autoescape=select_autoescape(["html"]))
+    env.filters["code"] = inline_code
     return env.get_template("report.html").render(report=report)
 
 

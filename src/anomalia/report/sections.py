@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from markupsafe import Markup
 
 from ..results import Evaluation
 from . import figures
@@ -31,7 +32,7 @@ class Plot:
 @dataclass
 class Table:
     columns: list[str]
-    rows: list[list[str]]
+    rows: list[list[Any]]
     key: str = ""
     caption: str = ""
 
@@ -88,12 +89,9 @@ def scores_section(ev: Evaluation) -> Section:
     fig = figures.score_distribution(
         ev.scores, ev.labels if labelled else None, ev.threshold_value, ev.calibration_scores
     )
-    return Section(
-        "scores",
-        "Score distribution",
-        intro,
-        plots=[Plot("score-distribution", "Scores of normal vs anomalous rows", figures.to_data_uri(fig))],
-    )
+    title = "Scores of normal vs anomalous rows" if labelled else "Scores of all rows and of the held-out normal rows"
+    plot = Plot("score-distribution", title, figures.to_data_uri(fig))
+    return Section("scores", "Score distribution", intro, plots=[plot])
 
 
 @register_section
@@ -194,8 +192,28 @@ def _value_cell(c: Any) -> str:
     return f"{text} ({'; '.join(extra)})" if extra else text
 
 
+def _image_rows(ev: Evaluation) -> Section:
+    """The top anomalies of an image evaluation: path, kind, score, p-value, decision, link to its heat map."""
+    assert ev.images is not None
+    cols = ["image", "kind", "score", "p-value", "flagged", "label", "heat map"]
+    rows: list[list[Any]] = []
+    for i, v in enumerate(ev.images.top):
+        label = "—" if v.label is None else ("anomaly" if v.label else "normal")
+        link = Markup('<a href="#image-{0}">image {0}</a>').format(i)
+        rows.append([v.path, v.kind, fmt(v.score, 4), fmt(v.p_value, 4), fmt(v.flagged), label, link])
+    return Section(
+        "top",
+        "Top anomalies",
+        "The highest-scored test images, with their conformal p-value and a link to each one's anomaly map "
+        "(below, under “Most anomalous images and where”).",
+        tables=[Table(cols, rows, key="top-anomalies")],
+    )
+
+
 @register_section
 def top_rows_section(ev: Evaluation) -> Section:
+    if ev.images is not None and not ev.top_rows:
+        return _image_rows(ev)
     k = max((len(r.contributions) for r in ev.top_rows), default=0)
     timed = any(r.time is not None for r in ev.top_rows)
     cols = ["time" if timed else "row", "score", "p-value", "flagged"] + (["label"] if ev.labels is not None else [])
@@ -210,10 +228,11 @@ def top_rows_section(ev: Evaluation) -> Section:
         for c in r.contributions:
             cells += [c.feature, f"{c.share:.0%}", _value_cell(c)]
         rows.append(cells)
+    where = "named by their timestamps" if timed else "row numbers count from 0 in the file"
     return Section(
         "top",
         "Top anomalies and why",
-        "The highest-scored rows (row numbers count from 0 in the file) with the input columns that are most "
+        f"The highest-scored rows ({where}) with the input columns that are most "
         "unusual in each score, measured against each column's usual error on normal rows: the value the row "
         "has, the value the model expected (its reconstruction or forecast) and the column's normal range "
         "(0.5 % to 99.5 % of held-out normal rows).",

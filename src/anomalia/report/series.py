@@ -15,7 +15,9 @@ from .sections import Plot, Section, Table, fmt, register_section
 MAX_CHANNELS = 4
 
 
-def _series_figure(view: SeriesView) -> str:
+@figures.styled
+def series_figure(view: SeriesView) -> figures.Figure:
+    """The channels with the largest shares of the flagged steps' scores, above the score and threshold."""
     values, scores = view.values, view.scores
     n = scores.size
     x = view.time if view.time is not None else np.arange(n)
@@ -37,10 +39,12 @@ def _series_figure(view: SeriesView) -> str:
         ax.axhline(view.threshold, color=figures.PALETTE["anomaly"], lw=0.8, ls="--", label="threshold")
         ax.legend(loc="upper left")
     ax.set_ylabel("score", rotation=0, ha="right", va="center")
+    ax.set_xlabel("time" if view.time is not None else "step")
+    figures.time_axis(ax, timed=view.time is not None)  # the axes share x: one locator serves them all
     for a in axes:
         for s, e in spans:
             a.axvspan(x[s], x[min(e, n - 1)], color=figures.PALETTE["anomaly"], alpha=0.15, lw=0)
-    return figures.to_data_uri(fig)
+    return fig
 
 
 @register_section
@@ -55,7 +59,8 @@ def series_section(ev: Evaluation) -> Section | None:
         "Bottom: the anomaly score of each step with the threshold. Shaded: labelled anomaly windows. "
         f"The first {view.warmup} steps have no full window before them and get score 0 (warm-up).",
     )
-    sec.plots.append(Plot("series-view", "Series, score, threshold, labelled windows and flags", _series_figure(view)))
+    image = figures.to_data_uri(series_figure(view))
+    sec.plots.append(Plot("series-view", "Series, score, threshold, labelled windows and flags", image))
     m = ev.metrics
     if "point_f1" in m:
         rows = [

@@ -442,8 +442,8 @@ class Service:
                             raise ServiceError(422, f"points[{i}].{c} must be a number; got {v!r}", f"points[{i}].{c}")
                     vals = [np.nan if v is None else float(v) for v in vals]
                 else:
-                    try:
-                        vals = list(pd.to_datetime(vals))
+                    try:  # read as the model read its time column at fit (Unix seconds, day-first dates...)
+                        vals = list(model.detector.timestamps(pd.DataFrame({c: vals})))  # type: ignore[attr-defined]
                     except (ValueError, TypeError) as exc:
                         raise ServiceError(422, f"points[].{c} must be timestamps: {exc}", c) from None
                 cols[c] = vals

@@ -79,9 +79,13 @@ def _check_parent(target: Path) -> None:
         raise InputError(f"cannot write {target}: {parent} is a file, not a folder")
 
 
-def check_score_args(out: str | Path, *, keep: Sequence[str] = (), batch_rows: int = 1, top_k: int = 1) -> None:
+def check_score_args(
+    out: str | Path, *, keep: Sequence[str] = (), batch_rows: int = 1, top_k: int = 1, data: str | Path | None = None
+) -> None:
     """The checks of ``anomalia score``'s flags, before the model is loaded."""
     target = Path(out)
+    if data is not None and target.exists() and Path(data).exists() and target.resolve() == Path(data).resolve():
+        raise InputError(f"--out {target} is the file being scored: it would be overwritten; give another output file")
     if target.suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(
             f"cannot write {target}: unknown file type {target.suffix or '(no suffix)'!r}; use a .csv or "
@@ -152,13 +156,25 @@ _CLI_ADVICE = (
     (re.compile(r"fill=\.\.\."), "--set fill=..."),
     (re.compile(r"pass size=\(height, width\)"), "pass --image-size HEIGHTxWIDTH"),
     (re.compile(r"then filled as `fill` says"), "then filled as --set fill=... says"),
+    (re.compile(r"date_format='([^']*)'"), r"--date-format '\1'"),
+    (re.compile(r"dayfirst=True"), "--dayfirst"),
+    (re.compile(r"time_unit='s', 'ms', 'us' or 'ns'"), "--time-unit s, ms, us or ns"),
+    (re.compile(r"time_unit='(\w+)'"), r"--time-unit \1"),
+    (re.compile(r"time_unit='\.\.\.'"), "--time-unit UNIT"),
+    (re.compile(r"leave time_unit out"), "leave --time-unit out"),
 )
+
+
+def cli_words(text: str) -> str:
+    """``text`` with its Python advice (``resample='5min'``, ``dayfirst=True``) turned into command-line flags."""
+    for pattern, repl in _CLI_ADVICE:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def with_cli_advice(exc: InputError, data: str | Path) -> InputError:
     """``exc`` with its Python advice turned into command-line flags and the input named by its file."""
-    text = str(exc)
-    for pattern, repl in _CLI_ADVICE:
-        text = pattern.sub(repl, text)
-    text = re.sub(r"^(X|X_new)\b", str(data), text)
+    text = cli_words(str(exc))
+    text = re.sub(r"^(X|X_new)\b", lambda _: str(data), text)
+    text = re.sub(r"\bof (X|X_new)\b", lambda _: f"of {data}", text)
     return type(exc)(text)

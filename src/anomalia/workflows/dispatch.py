@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._core import InputError
-from ..data import BATCH_ROWS, is_image_folder, table_columns
+from ..data import BATCH_ROWS, csv_file, is_image_folder, table_columns
 from ..detectors import get_detector
 from ..model import Model
 from ..results import Evaluation
@@ -62,6 +62,12 @@ def fit(
     seed: int | None = 0,
     callback: Callable[[int, float, float | None], None] | None = None,
     text_column: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    time_unit: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    decimal: str | None = None,
 ) -> FitResult:
     """Fit a detector on ``data`` and save the model folder ``out``; one dispatch on the detector's input kind.
 
@@ -70,10 +76,19 @@ def fit(
     autoencoder otherwise. The other arguments are those of :func:`fit_file` (tables),
     :func:`~anomalia.workflows.series.fit_series_file` (``time_column``) and
     :func:`~anomalia.workflows.images.fit_image_folder` (``image_size``); an argument that does not apply to
-    the data's kind is an error rather than silently ignored.
+    the data's kind is an error rather than silently ignored. ``date_format``, ``dayfirst`` and ``time_unit``
+    say how a series' time column is read (by default decided from its values); ``encoding``, ``delimiter``
+    and ``decimal`` how a CSV file is read (by default UTF-8, and the delimiter and decimal point found from
+    its first lines).
     """
     name = choose_detector(data, model, time_column, text_column)
     kind = get_detector(name).input_kind
+    if kind == "images":
+        _refuse(kind, encoding=encoding, delimiter=delimiter, decimal=decimal)
+    data = csv_file(data, encoding, delimiter, decimal)
+    timing = {"date_format": date_format, "dayfirst": dayfirst, "time_unit": time_unit}
+    if kind != "series":
+        _refuse(kind, **timing)
     common = {"out": out, "model": name, "params": params, "threshold": threshold, "seed": seed, "callback": callback}
     if kind == "text":  # a log file (one record per line) or a table's --text-column
         _refuse(kind, impute=impute, drop=drop or None, time_column=time_column, image_size=image_size)
@@ -90,7 +105,13 @@ def fit(
         _refuse(kind, impute=impute)
         with _cli_advice(data):
             return fit_series_file(
-                data, time_column=time_column, label_column=label_column, drop=drop, contaminated=contaminated, **common
+                data,
+                time_column=time_column,
+                label_column=label_column,
+                drop=drop,
+                contaminated=contaminated,
+                **timing,
+                **common,
             )
     _refuse(kind, time_column=time_column)
     return fit_file(
@@ -124,14 +145,21 @@ def score(
     heatmaps: str | Path | None = None,
     progress: RowProgress | None = None,
     on_batch: BatchHook | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    decimal: str | None = None,
 ) -> ScoreResult:
     """Score ``data`` with the model folder ``model`` and write ``out``, whatever the model reads.
 
     Dispatches once, on the model's ``input_kind``: a table file (streamed), a series file, or images (an
     image file, an MVTec-layout folder's ``test/`` images, or every image under a folder; ``heatmaps``
     writes one overlay PNG per image there). ``on_batch(rows, input_rows)`` sees every scored batch.
+    ``encoding``, ``delimiter`` and ``decimal`` say how a CSV file is read (by default: detected).
     """
     m = model if isinstance(model, Model) else Model.load(model)
+    if m.input_kind == "images":
+        _refuse("images", encoding=encoding, delimiter=delimiter, decimal=decimal)
+    data = csv_file(data, encoding, delimiter, decimal)
     if m.input_kind == "images":
         with _cli_advice(data):
             return score_images(m, data, out, heatmaps=heatmaps, on_batch=on_batch)
@@ -165,14 +193,20 @@ def evaluate(
     target_recall: float = 0.9,
     require_labels: bool = False,
     progress: RowProgress | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    decimal: str | None = None,
 ) -> Evaluation:
     """Evaluate the model folder ``model`` on ``data``: one dispatch on the model's ``input_kind``.
 
     ``require_labels`` refuses a table or series file without ``label_column`` (``anomalia evaluate``
     measures against labels; ``anomalia report`` draws unlabelled data too). Image folders are labelled by
-    their layout.
+    their layout. ``encoding``, ``delimiter`` and ``decimal`` say how a CSV file is read (by default: detected).
     """
     m = model if isinstance(model, Model) else Model.load(model)
+    if m.input_kind == "images":
+        _refuse("images", encoding=encoding, delimiter=delimiter, decimal=decimal)
+    data = csv_file(data, encoding, delimiter, decimal)
     if label_column is None and m.label_column is not None and m.input_kind != "images":
         label_column = _saved_label_column(m.label_column, data, required=require_labels)
     if m.input_kind != "images":

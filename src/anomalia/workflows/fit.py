@@ -55,6 +55,8 @@ class FitResult:
     n_excluded_windows: int = 0
     #: Images: labelled anomalous images (``test/<kind>/``) the threshold was fitted on.
     n_threshold_anomalies: int = 0
+    #: Series: how the time column was read, in words ("ts: numbers read as Unix seconds ...").
+    time_parsing: str | None = None
 
     @property
     def detector(self) -> str:

@@ -235,6 +235,7 @@ def evaluate_image_folder(
             score=float(scores[i]),
             label=int(y[i]),
             flagged=bool(rows.is_anomaly[i]),
+            p_value=float(rows.p_value[i]),
             overlay="data:image/png;base64,"
             + base64.b64encode(png_bytes(enlarged(heatmap_overlay(X[i], amap, vmax)))).decode("ascii"),
         )

@@ -52,11 +52,16 @@ def fit_series_file(
     drop: Sequence[str] = (),
     seed: int | None = 0,
     callback: Callable[[int, float, float | None], None] | None = None,
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    time_unit: str | None = None,
 ) -> FitResult:
     """Fit series detector ``model`` on the series in ``data`` (in file order) and save it to ``out``.
 
     ``time_column`` is the timestamp column (saved as the detector's ``time_column``); ``label_column`` and
-    ``drop`` are left out of the channels.
+    ``drop`` are left out of the channels. ``date_format``, ``dayfirst`` and ``time_unit`` say how to read
+    the time column (the detector's arguments of the same names; by default decided from the values); the
+    fit result's ``time_parsing`` says how it was read, and the model reads new files the same way.
     """
     start = time.perf_counter()
     detector = make_fit_detector(model, params, threshold=threshold, seed=seed, contaminated=contaminated)
@@ -64,6 +69,8 @@ def fit_series_file(
         raise InputError(f"detector {model!r} does not read series; use a series detector, e.g. 'cnn-forecaster'")
     if time_column is not None:
         detector.set_params(time_column=time_column)
+    parse = {"date_format": date_format, "dayfirst": dayfirst, "time_unit": time_unit}
+    detector.set_params(**{k: v for k, v in parse.items() if v is not None})
     rule = detector.threshold_rule()
     if rule.needs_labels and label_column is None:
         raise InputError(
@@ -94,6 +101,10 @@ def fit_series_file(
     fitted = Model(detector, name=Path(out).name, label_column=label_column)
     fitted.save(out)
     step = detector.step_  # type: ignore[attr-defined]
+    parsing = detector.time_parsing_  # type: ignore[attr-defined]
+    if parsing is not None:
+        stamps = detector.timestamps(frame)  # type: ignore[attr-defined]
+        parsing = f"{detector.time_column}: {parsing.how}; {stamps[0]} to {stamps[-1]}"  # type: ignore[attr-defined]
     return FitResult.of(
         fitted,
         data=data,
@@ -102,6 +113,7 @@ def fit_series_file(
         step=None if step is None else str(step),
         n_excluded_anomalies=int(getattr(detector, "n_excluded_steps_", 0)),
         n_excluded_windows=int(getattr(detector, "n_excluded_windows_", 0)),
+        time_parsing=parsing,
     )
 
 
@@ -210,8 +222,8 @@ def evaluate_series_file(
             return Contribution(channels[j], float(shares[r, j]), v, observed=v, expected=e)
         return Contribution(channels[j], float(shares[r, j]), v, v, e, float(low[j]), float(high[j]))
 
-    time_col = getattr(det, "time_column", None)
-    stamps = None if time_col is None else pd.to_datetime(frame[time_col]).to_numpy()
+    time_index = det.timestamps(frame)  # type: ignore[attr-defined]
+    stamps = None if time_index is None else time_index.to_numpy()
     for r in np.argsort(-rows.score, kind="stable")[:top_n]:
         order = np.argsort(-shares[r], kind="stable")[:3]
         ev.top_rows.append(
@@ -231,10 +243,9 @@ def evaluate_series_file(
         ev.metrics.update({f"event_{k}": v for k, v in rep["event"].items()})
         ev.metrics.update({f"range_{k}": v for k, v in rep["range"].items()})
         ev.metrics["pa_f1"] = rep["point_adjusted_f1"]
-    time_column = getattr(det, "time_column", None)
     thr = det.threshold_
     ev.series = SeriesView(
-        time=None if time_column is None else pd.to_datetime(frame[time_column]).to_numpy(),
+        time=stamps,
         values=values,
         channels=channels,
         scores=rows.score,
