@@ -23,6 +23,7 @@ from .checks import with_cli_advice
 from .evaluate import evaluate_file
 from .fit import FitResult, fit_file, warn_label_like
 from .images import evaluate_image_folder, fit_image_folder, score_images
+from .multimodal import PART_FORM, score_multimodal_file
 from .score import BatchHook, RowProgress, ScoreResult, score_file
 from .series import evaluate_series_file, fit_series_file, score_series_file
 from .text import evaluate_text_file, fit_text_file, score_text_file
@@ -75,6 +76,8 @@ def fit(
     name = choose_detector(data, model, time_column, text_column)
     kind = get_detector(name).input_kind
     common = {"out": out, "model": name, "params": params, "threshold": threshold, "seed": seed, "callback": callback}
+    if kind == "multimodal":
+        raise InputError(f"a multimodal fit needs its parts: --part {PART_FORM} (repeatable), or a run file's parts:")
     if kind == "text":  # a log file (one record per line) or a table's --text-column
         _refuse(kind, impute=impute, drop=drop or None, time_column=time_column, image_size=image_size)
         return fit_text_file(
@@ -139,6 +142,8 @@ def score(
         raise InputError(f"--heatmaps is for image models; {m.name!r} is a {m.detector.name} model of {m.input_kind}s")
     if m.input_kind == "text":
         return score_text_file(m, data, out, explain=explain, top_k=top_k, keep=keep, batch_rows=batch_rows)
+    if m.input_kind == "multimodal":
+        return score_multimodal_file(m, data, out, keep=keep)
     if m.input_kind == "series":
         with _cli_advice(data):
             return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep, on_batch=on_batch)
@@ -173,6 +178,8 @@ def evaluate(
     their layout.
     """
     m = model if isinstance(model, Model) else Model.load(model)
+    if m.input_kind == "multimodal":
+        raise InputError("evaluate and report do not read multimodal models yet; score the file with `anomalia score`")
     if label_column is None and m.label_column is not None and m.input_kind != "images":
         label_column = _saved_label_column(m.label_column, data, required=require_labels)
     if m.input_kind != "images":
