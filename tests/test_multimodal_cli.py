@@ -34,7 +34,8 @@ def one_line_error(result: tuple[int, str, str], *needles: str) -> None:
 def records(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     cpu = rng.normal(50, 5, n)
-    return pd.DataFrame({"cpu": cpu, "mem": 0.5 * cpu + rng.normal(0, 1, n), "msg": rng.choice(WORDS, n), "id": range(n)})
+    mem = 0.5 * cpu + rng.normal(0, 1, n)
+    return pd.DataFrame({"cpu": cpu, "mem": mem, "msg": rng.choice(WORDS, n), "id": range(n)})
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_fit_and_score_a_file_of_records_with_two_parts(files, tmp_path: Path, c
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_a_run_file_parts_block(files, tmp_path: Path, capsys) -> None:
-    train, new = files
+    train, _ = files
     (tmp_path / "run.yaml").write_text(
         f"data: {train}\nout: {tmp_path / 'm'}\nlabel-column: label\nset: {{fusion: sum, numbers.n_components: 1}}\n"
         "parts:\n  numbers: {detector: pca, columns: [cpu, mem]}\n  message: text:msg\n"
