@@ -121,7 +121,8 @@ def test_readme_commands_and_run_file_run_as_written(files, tmp_path: Path, monk
         code, _, err = run([*cmd[1:], *(["--set", "numbers.epochs=3"] if cmd[1] == "fit" else [])], capsys)
         assert code == 0, (line, err)
     assert len(pd.read_csv("scored.csv")) == 40
-    Path("run.yaml").write_text(yaml_text.replace("numbers.epochs: 20", "numbers.epochs: 3").replace("mm-model/", "m2/"))
+    quick = yaml_text.replace("numbers.epochs: 20", "numbers.epochs: 3").replace("mm-model/", "m2/")
+    Path("run.yaml").write_text(quick)
     code, _, err = run(["fit", "--config", "run.yaml"], capsys)
     assert code == 0, err
     assert Model.load("m2").detector.columns == {"numbers": ["cpu", "mem"], "message": "msg"}
