@@ -23,7 +23,7 @@ from .checks import with_cli_advice
 from .evaluate import evaluate_file
 from .fit import FitResult, fit_file, warn_label_like
 from .images import evaluate_image_folder, fit_image_folder, score_images
-from .multimodal import PART_FORM, score_multimodal_file
+from .multimodal import PART_FORM, check_multimodal_flags, fit_multimodal_file, score_multimodal_file
 from .score import BatchHook, RowProgress, ScoreResult, score_file
 from .series import evaluate_series_file, fit_series_file, score_series_file
 from .text import evaluate_text_file, fit_text_file, score_text_file
@@ -63,6 +63,7 @@ def fit(
     seed: int | None = 0,
     callback: Callable[[int, float, float | None], None] | None = None,
     text_column: str | None = None,
+    parts: Iterable[str] | Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit a detector on ``data`` and save the model folder ``out``; one dispatch on the detector's input kind.
 
@@ -71,8 +72,16 @@ def fit(
     autoencoder otherwise. The other arguments are those of :func:`fit_file` (tables),
     :func:`~anomalia.workflows.series.fit_series_file` (``time_column``) and
     :func:`~anomalia.workflows.images.fit_image_folder` (``image_size``); an argument that does not apply to
-    the data's kind is an error rather than silently ignored.
+    the data's kind is an error rather than silently ignored. ``parts`` (``NAME=DETECTOR:COLUMNS`` strings or
+    a mapping, see :func:`~anomalia.workflows.multimodal.fit_multimodal_file`) fits a multimodal model.
     """
+    if parts is not None:
+        opts = {"model": model, "contaminated": contaminated, "impute": impute, "drop": list(drop) or None}
+        opts |= {"time_column": time_column, "image_size": image_size, "text_column": text_column}
+        check_multimodal_flags(opts)
+        return fit_multimodal_file(
+            data, parts=parts, out=out, params=params, label_column=label_column, threshold=threshold, seed=seed
+        )
     name = choose_detector(data, model, time_column, text_column)
     kind = get_detector(name).input_kind
     common = {"out": out, "model": name, "params": params, "threshold": threshold, "seed": seed, "callback": callback}
