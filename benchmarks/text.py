@@ -9,6 +9,9 @@ rate and recall. Seeds 0, 1, 2; the mean and the spread (min-max) are reported.
 Baseline: word TF-IDF with an exact vocabulary (scikit-learn's ``TfidfVectorizer``) and the cosine
 distance to the nearest training message (``NearestNeighbors``), the plain nearest-neighbour detector.
 
+Packaged embeddings: WordLlama's vectors, read from its wheel (``anomalia[embeddings]``), scored by the
+``knn`` detector (``--detectors "packaged embeddings + knn"``).
+
 Fit time is wall time and process CPU time (all threads) of ``fit``; torch runs on ``--threads`` threads.
 
     nice -n 5 .venv/bin/python benchmarks/text.py --markdown out.md
@@ -74,9 +77,27 @@ class WordNearestNeighbour:
         return self.nn.kneighbors(self.vec.transform(texts))[0][:, 0]
 
 
+class PackagedEmbeddingKNN:
+    """Packaged embeddings (``anomalia[embeddings]``: WordLlama's vectors from its wheel) + the ``knn`` detector."""
+
+    def __init__(self, seed: int) -> None:
+        from anomalia.data.embeddings import PackagedEmbeddings
+
+        self.emb, self.seed = PackagedEmbeddings(), seed
+
+    def fit(self, texts: np.ndarray) -> PackagedEmbeddingKNN:
+        self.det = an.make_detector("knn", random_state=self.seed).fit(self.emb.transform(list(texts)))
+        return self
+
+    def anomaly_score(self, texts: np.ndarray) -> np.ndarray:
+        return self.det.anomaly_score(self.emb.transform(list(texts)))
+
+
 def make(name: str, seed: int, params: dict[str, object]) -> object:
     if name == "word-nn (baseline)":
         return WordNearestNeighbour()
+    if name == "packaged embeddings + knn":
+        return PackagedEmbeddingKNN(seed)
     return an.make_detector(name, random_state=seed, **params)
 
 
@@ -108,6 +129,8 @@ def run(names: list[str], seeds: list[int], params: dict[str, dict[str, object]]
                 flags = det.decide(s)
                 row["far_at_threshold"] = float(flags[yt == 0].mean())
                 row["recall_at_threshold"] = float(flags[yt == 1].mean())
+                if isinstance(det, an.TextLM):  # the label-free selection figure (benchmarks/text_lm_select.py)
+                    row["held_out_nll"] = float(np.mean(det.anomaly_score(det.calibration_rows_)))
                 hist = getattr(det, "history_", None)
                 if hist:
                     row["epochs"] = len(hist[-1]["train_loss"])
@@ -117,10 +140,11 @@ def run(names: list[str], seeds: list[int], params: dict[str, dict[str, object]]
 
 
 def markdown(rows: list[dict[str, object]]) -> str:
-    keys = ["roc_auc", "pr_auc", "detect_at_1pct", "far_at_threshold", "recall_at_threshold", "fit_wall_s", "fit_cpu_s"]
+    keys = ["roc_auc", "pr_auc", "detect_at_1pct", "far_at_threshold", "recall_at_threshold", "held_out_nll"]
+    keys += ["fit_wall_s", "fit_cpu_s"]
     head = "| detector | ROC-AUC | PR-AUC | detected at 1 % FAR | FAR at its threshold | recall there "
-    head += "| fit wall s | fit CPU s |"
-    lines = [head, "|" + "---|" * 8]
+    head += "| held-out ham NLL | fit wall s | fit CPU s |"
+    lines = [head, "|" + "---|" * 9]
     for name in dict.fromkeys(r["detector"] for r in rows):
         mine = [r for r in rows if r["detector"] == name]
         cells = []
@@ -142,6 +166,7 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--lm-params", default="{}", help="a JSON object of extra text-lm parameters")
     ap.add_argument("--markdown", type=Path)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--merge", nargs="+", type=Path, help="only print the table of these --json outputs")
@@ -153,7 +178,7 @@ def main() -> None:
         print(markdown(rows))
         return
     torch.set_num_threads(args.threads)
-    params: dict[str, dict[str, object]] = {"text-lm": {"device": args.device}}
+    params: dict[str, dict[str, object]] = {"text-lm": {"device": args.device, **json.loads(args.lm_params)}}
     rows = run(args.detectors, args.seeds, params)
     table = markdown(rows)
     note = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads"

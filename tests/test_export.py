@@ -1,5 +1,6 @@
 """ONNX export: every deep detector's scoring graph scores in onnxruntime as it does in torch (|Δscore| ≤ 1e-5
-relative at batch 1 and a large batch, the same decisions and p-values at the saved threshold); the command
+relative at batch 1 and a large batch, the same decisions and p-values at the saved threshold), forecasters
+also where float32 is hardest (a near-perfect forecast: its squared error is all rounding); the command
 line exports and scores with it; what cannot be exported says so."""
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from anomalia.cli import main
 from anomalia.data import sliding_windows
 from anomalia.detectors import DeepDetector, detector_names, get_detector
 from anomalia.export import NOT_EXPORTABLE, PARITY_RTOL, OnnxModel, export_onnx
+from anomalia.export.onnx import relative_difference
 from anomalia.model import Model
+from anomalia.nn import Scorer
 from anomalia.workflows import fit_file
 
 from tabular_files import FAST, mixed_frame, write
@@ -77,6 +80,38 @@ def test_onnx_scores_match_torch(name: str, tmp_path: Path) -> None:
     with torch.inference_mode():
         ref = det.scoring_module()(torch.from_numpy(one)).numpy()
     np.testing.assert_allclose(om.run(one), ref, rtol=PARITY_RTOL, atol=0)
+    if hasattr(det, "_float64_net"):
+        near_zero_forecasts_match(det, om, cls._contract_data(np.random.default_rng(2), 1200))
+
+
+def predicted_windows(det, X: np.ndarray) -> np.ndarray:
+    """Windows of ``X`` whose last step is replaced by the forecaster's own forecast (float32, raw units)."""
+    W = np.array(sliding_windows(X, det.span), dtype=np.float32)
+    mean, scale = np.asarray(det.scaler_.mean, np.float64), np.asarray(det.scaler_.scale, np.float64)
+    with torch.inference_mode():
+        pred = det._float64_net()(torch.from_numpy((W[:, :-1] - mean) / scale)).numpy()
+    W[:, -1] = (pred * scale + mean).astype(np.float32)
+    return W
+
+
+def near_zero_forecasts_match(det, om: OnnxModel, X: np.ndarray) -> None:
+    """Every score the squared error of two nearly equal numbers: forecasters score in float64 inside (torch
+    and the graph alike), so the relative bound holds there too; the float32 network misses it by far."""
+    W = predicted_windows(det, X)
+    module = det.scoring_module()
+    with torch.inference_mode():
+        expected = module(torch.from_numpy(W)).numpy()
+    assert np.median(expected) < 1e-9  # nothing left but rounding
+    np.testing.assert_allclose(om.run(W), expected, rtol=PARITY_RTOL, atol=0)  # large batch
+    for i in (0, 7, 100):  # batch 1
+        np.testing.assert_allclose(om.run(W[i : i + 1]), expected[i : i + 1], rtol=PARITY_RTOL, atol=0)
+    mean, scale = torch.from_numpy(det.scaler_.mean), torch.from_numpy(det.scaler_.scale)
+    plain = Scorer(det.net_, mean, scale, det._sample_score, flatten=False)  # the float32 network
+    Xw = torch.from_numpy(np.ascontiguousarray(sliding_windows(X, det.span)))
+    with torch.inference_mode():
+        assert relative_difference(plain(torch.from_numpy(W)).numpy(), expected) > 100 * PARITY_RTOL
+        # on ordinary windows the float64 scoring is the same network, to float32 rounding
+        np.testing.assert_allclose(module(Xw).numpy(), plain(Xw).numpy(), rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(NOT_EXPORTABLE))

@@ -68,6 +68,20 @@ def test_long_texts_are_scored_in_overlapping_windows() -> None:
     np.testing.assert_allclose(det.anomaly_score(["user login " * 10])[0], s.mean())
 
 
+def test_the_gru_cell_and_schedules_fit_save_and_score_alike(tmp_path) -> None:
+    det = TextLM(cell="gru", width=16, epochs=2, schedule="constant", random_state=0).fit(normal_lines(120))
+    X = ["user login ok id=3", "zzzz qqqq xxxx"]
+    det.save(tmp_path / "gru")
+    back = an.load(tmp_path / "gru")
+    np.testing.assert_array_equal(back.anomaly_score(X), det.anomaly_score(X))
+    s = det.surprisal(X)[0]
+    assert s.size == len(X[0]) + 1 and np.isfinite(s).all()
+    # the padding and the start-of-text token are never scored: one more padded batch-mate changes nothing
+    np.testing.assert_allclose(det.anomaly_score(X[:1]), det.anomaly_score([X[0], "x" * 40])[:1], rtol=1e-5)
+    with pytest.raises(an.ParameterError, match="cell"):
+        TextLM(cell="lstm").fit(normal_lines(40))
+
+
 def test_keep_rows_saves_the_texts(tmp_path) -> None:
     det = TextDetector(n_features=2**12, keep_rows=True, random_state=0).fit(normal_lines(100))
     det.save(tmp_path / "m")

@@ -54,6 +54,7 @@ FIT_KEYS = (
     "encoding",
     "delimiter",
     "decimal",
+    "parts",
 )
 
 
@@ -212,6 +213,14 @@ def fit(
     encoding: str | None = ENCODING,
     delimiter: str | None = DELIMITER,
     decimal: str | None = DECIMAL,
+    part: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--part",
+            help="Records with several parts: NAME=DETECTOR:COL[,COL...] (repeatable); fits a multimodal model, "
+            "e.g. --part numbers=autoencoder:cpu,mem --part message=text:msg.",
+        ),
+    ] = None,
     key: str | None = typer.Option(None, "--key", help="Fit one model per value of this column (MODELS/ + index)."),
     engine: str | None = typer.Option(None, "--engine", help="With --key: dask (in parallel) or local."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="--engine dask: scheduler address tcp://HOST:8786."),
@@ -245,6 +254,7 @@ def fit(
         "encoding": encoding,
         "delimiter": delimiter,
         "decimal": decimal,
+        "parts": part or None,
     }
     run = load_run_file(config, FIT_KEYS) if config else {}
     opts = {k: v if v is not None else run.get(k) for k, v in given.items()}  # flags win over the run file
@@ -258,6 +268,21 @@ def fit(
     if opts["max_categories"] is not None and int(opts["max_categories"]) < 1:
         raise InputError(f"--max-categories must be at least 1; got {opts['max_categories']}")
     check_fit_out(str(opts["out"]))
+    if opts["parts"] is not None or opts["model"] == "multimodal":  # records with several parts
+        from ..workflows.multimodal import check_multimodal_flags, fit_multimodal_file
+
+        check_multimodal_flags(opts, key=key, engine=engine, stream=stream, ddp=ddp)
+        result = fit_multimodal_file(
+            str(opts["data"]),
+            parts=opts["parts"] or [],
+            out=str(opts["out"]),
+            params=opts["set"],
+            label_column=opts["label_column"],
+            threshold=opts["threshold"],
+            seed=0 if opts["seed"] is None else int(opts["seed"]),
+        )
+        console.print(_kv_table("Fitted model", _fit_rows(result, bool(opts["label_column"]))))
+        return
     from . import scale
 
     fit_options = {k: opts[k] for k in ("model", "label_column", "threshold", "impute", "time_column")}
@@ -487,7 +512,7 @@ def score(
                 on_batch=hook,
                 **csv_flags,
             )
-    unit = {"table": "rows", "series": "steps", "images": "images", "text": "texts"}[res.kind]
+    unit = {"table": "rows", "series": "steps", "images": "images", "text": "texts", "multimodal": "records"}[res.kind]
     rows = [
         (unit, res.n_rows),
         ("flagged", f"{res.n_flagged:,} ({res.n_flagged / max(res.n_rows, 1):.2%}) at {res.threshold}"),

@@ -8,20 +8,44 @@ from dataclasses import KW_ONLY
 import torch
 from torch import nn
 
+from .._core import check_is_fitted
 from .._core.params import interval
-from ..nn import DeepAnTNet, LSTMForecastNet
+from ..nn import DeepAnTNet, LSTMForecastNet, Scorer
+from ..nn.exact import DeepAnTFloat64, Float32Out, LSTMForecastFloat64
 from .registry import register
 from .series import SERIES_RULES, SeriesDetector
 
 
 class _Forecaster(SeriesDetector):
     target_steps = 1
+    score_values = 1 << 16  # float64 scoring: chunks whose activations stay in the caches
 
     def _sample_errors(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
         return (net(wb[:, :-1]) - wb[:, -1]).pow(2)
 
     def _sample_expected(self, net: nn.Module, wb: torch.Tensor) -> torch.Tensor:
         return net(wb[:, :-1])
+
+    def _float64_net(self) -> nn.Module:
+        """A float64 copy of the trained network for scoring, in operations onnxruntime runs in float64."""
+        raise NotImplementedError
+
+    def scoring_module(self, *, parts: bool = False) -> nn.Module:
+        """The scoring module (see :meth:`SeriesDetector.scoring_module`), computed in float64 inside
+        (:mod:`anomalia.nn.exact`): a near-perfect forecast's squared error then has the same digits in
+        torch and in an exported ONNX graph. Its input and output stay float32."""
+        check_is_fitted(self)
+        dev = self.device_
+        return Float32Out(
+            Scorer(
+                self._float64_net().to(dev),
+                torch.from_numpy(self.scaler_.mean).to(dev, torch.float64),
+                torch.from_numpy(self.scaler_.scale).to(dev, torch.float64),
+                self._sample_score,
+                self._sample_parts if parts else None,
+                flatten=False,
+            )
+        )
 
 
 @register("lstm-forecaster")
@@ -57,6 +81,9 @@ class LSTMForecaster(_Forecaster):
     def _build(self, n_features: int) -> nn.Module:
         return LSTMForecastNet(n_features, self.hidden, self.layers, self.dropout)
 
+    def _float64_net(self) -> nn.Module:
+        return LSTMForecastFloat64(self.net_.eval())
+
 
 @register("cnn-forecaster")
 class CNNForecaster(_Forecaster):
@@ -87,3 +114,6 @@ class CNNForecaster(_Forecaster):
 
     def _build(self, n_features: int) -> nn.Module:
         return DeepAnTNet(n_features, self.window, self.filters, self.kernel, self.hidden, self.dropout)
+
+    def _float64_net(self) -> nn.Module:
+        return DeepAnTFloat64(self.net_.eval())

@@ -86,6 +86,8 @@ class SeriesDetector(DeepDetector):
     #: Steps a sample reads beyond ``window`` (1 for forecasters: the step they predict).
     target_steps: ClassVar[int] = 0
     update_epochs: ClassVar[int] = 10
+    #: Values (windows x steps x channels) per scoring chunk.
+    score_values: ClassVar[int] = SCORE_VALUES
     input_kind: ClassVar[str] = "series"
 
     window: int = 32
@@ -364,7 +366,7 @@ class SeriesDetector(DeepDetector):
     def _per_sample(self, values: np.ndarray, *, parts: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The scoring module over every window of ``values``: scores (and parts) per window, float64."""
         W = sliding_windows(values, self.span)
-        batch = max(64, SCORE_VALUES // (self.span * values.shape[1]))
+        batch = max(64, self.score_values // (self.span * values.shape[1]))
         module = self.scoring_module(parts=parts)
         scores, errors = [], []
         with torch.inference_mode():

@@ -1,4 +1,4 @@
-"""A small causal transformer over bytes (a byte-level language model), and its per-token losses.
+"""Small byte-level language models (a GRU and a causal transformer) and their per-token losses.
 
 Pure module: no I/O, no training loop, no tokenisation (token ids 0-255 are bytes, 256 the boundary of a
 text, 257 padding; :mod:`anomalia.data.text` makes them).
@@ -66,3 +66,31 @@ def token_nll(net: nn.Module, windows: torch.Tensor, pad: int) -> tuple[torch.Te
     mask = targets != pad
     nll = F.cross_entropy(logits.transpose(1, 2), targets.clamp_max(logits.shape[-1] - 1), reduction="none")
     return nll * mask, mask
+
+
+class ByteGRU(nn.Module):
+    """Byte-level GRU language model: ``(batch, steps) int64 -> (batch, steps, n_out)`` next-token logits.
+
+    Causal by construction (a recurrent network reads left to right); needs no position table, so a window
+    may be any length.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input vocabulary (bytes, boundary, padding) and output vocabulary (bytes, boundary).
+    width, layers : int
+        Hidden size (also the byte embedding's size) and stacked GRU layers.
+    dropout : float
+        Dropout between the layers and before the output layer.
+    """
+
+    def __init__(self, n_in: int, n_out: int, width: int = 128, layers: int = 1, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_in, width)
+        self.gru = nn.GRU(width, width, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(width, n_out)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h, _ = self.gru(self.embed(tokens))
+        return self.head(self.drop(h))

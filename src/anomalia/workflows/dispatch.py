@@ -23,6 +23,7 @@ from .checks import with_cli_advice
 from .evaluate import evaluate_file
 from .fit import FitResult, fit_file, warn_label_like
 from .images import evaluate_image_folder, fit_image_folder, score_images
+from .multimodal import PART_FORM, check_multimodal_flags, fit_multimodal_file, score_multimodal_file
 from .score import BatchHook, RowProgress, ScoreResult, score_file
 from .series import evaluate_series_file, fit_series_file, score_series_file
 from .text import evaluate_text_file, fit_text_file, score_text_file
@@ -68,6 +69,7 @@ def fit(
     encoding: str | None = None,
     delimiter: str | None = None,
     decimal: str | None = None,
+    parts: Iterable[str] | Mapping[str, Any] | None = None,
 ) -> FitResult:
     """Fit a detector on ``data`` and save the model folder ``out``; one dispatch on the detector's input kind.
 
@@ -79,8 +81,20 @@ def fit(
     the data's kind is an error rather than silently ignored. ``date_format``, ``dayfirst`` and ``time_unit``
     say how a series' time column is read (by default decided from its values); ``encoding``, ``delimiter``
     and ``decimal`` how a CSV file is read (by default UTF-8, and the delimiter and decimal point found from
-    its first lines).
+    its first lines). ``parts`` (``NAME=DETECTOR:COLUMNS`` strings or
+    a mapping, see :func:`~anomalia.workflows.multimodal.fit_multimodal_file`) fits a multimodal model.
     """
+    if parts is not None:
+        opts = {"model": model, "contaminated": contaminated, "impute": impute, "drop": list(drop) or None}
+        opts |= {"time_column": time_column, "image_size": image_size, "text_column": text_column}
+        check_multimodal_flags(
+            opts,
+            **{"date_format": date_format, "dayfirst": dayfirst is not None, "time_unit": time_unit},
+            **{"encoding": encoding, "delimiter": delimiter, "decimal": decimal},
+        )
+        return fit_multimodal_file(
+            data, parts=parts, out=out, params=params, label_column=label_column, threshold=threshold, seed=seed
+        )
     name = choose_detector(data, model, time_column, text_column)
     kind = get_detector(name).input_kind
     if kind == "images":
@@ -90,6 +104,8 @@ def fit(
     if kind != "series":
         _refuse(kind, **timing)
     common = {"out": out, "model": name, "params": params, "threshold": threshold, "seed": seed, "callback": callback}
+    if kind == "multimodal":
+        raise InputError(f"a multimodal fit needs its parts: --part {PART_FORM} (repeatable), or a run file's parts:")
     if kind == "text":  # a log file (one record per line) or a table's --text-column
         _refuse(kind, impute=impute, drop=drop or None, time_column=time_column, image_size=image_size)
         return fit_text_file(
@@ -167,6 +183,8 @@ def score(
         raise InputError(f"--heatmaps is for image models; {m.name!r} is a {m.detector.name} model of {m.input_kind}s")
     if m.input_kind == "text":
         return score_text_file(m, data, out, explain=explain, top_k=top_k, keep=keep, batch_rows=batch_rows)
+    if m.input_kind == "multimodal":
+        return score_multimodal_file(m, data, out, keep=keep)
     if m.input_kind == "series":
         with _cli_advice(data):
             return score_series_file(m, data, out, explain=explain, top_k=top_k, keep=keep, on_batch=on_batch)
@@ -207,6 +225,8 @@ def evaluate(
     if m.input_kind == "images":
         _refuse("images", encoding=encoding, delimiter=delimiter, decimal=decimal)
     data = csv_file(data, encoding, delimiter, decimal)
+    if m.input_kind == "multimodal":
+        raise InputError("evaluate and report do not read multimodal models yet; score the file with `anomalia score`")
     if label_column is None and m.label_column is not None and m.input_kind != "images":
         label_column = _saved_label_column(m.label_column, data, required=require_labels)
     if m.input_kind != "images":
