@@ -93,6 +93,9 @@ def test_command_line_fits_and_scores_an_image_folder_with_image_knn(
     assert len(table) == 6 and len(list(heat.iterdir())) == 6
     worst = table.sort_values("score", ascending=False)["path"].head(3)
     assert all("scratch" in p for p in worst)
+    code, out, err = _cli(["evaluate", model, root, "--report", tmp_path / "report.html"], capsys)
+    assert code == 0, err
+    assert "ROC-AUC" in out and 'data-plot="image-0"' in (tmp_path / "report.html").read_text()
 
 
 @pytest.mark.realdata
