@@ -123,7 +123,7 @@ def run_class(
     scores = det.anomaly_score(data["x_test"])
     score_s = time.perf_counter() - start
     auc = roc_auc_score(data["y_test"] != c, scores)
-    epochs = sum(len(h["train_loss"]) for h in det.history_)
+    epochs = sum(len(h["train_loss"]) for h in getattr(det, "history_", []))  # no training: 0
     return {
         "detector": name,
         "class": c,
