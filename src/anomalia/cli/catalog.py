@@ -82,6 +82,19 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
             'validation_fraction=0.1, weight_decay=1e-05'
         ),
     ),
+    'image-knn': (
+        'ImageKNN',
+        'images',
+        (
+            'k-nearest-neighbour distance between images, in blurred pixels and in gradient-orientation '
+            'histograms; no training, strong on small gray images.'
+        ),
+        (
+            'calibration_fraction=0.2, contamination=None, gradients=True, image_size=None, keep_rows=False, '
+            "layout='auto', max_reference=20000, method='mean', n_neighbors=5, random_state=None, "
+            'smoothing=1.0, threshold=None'
+        ),
+    ),
     'isolation-forest': (
         'IsolationForest',
         'table',

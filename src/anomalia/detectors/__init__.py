@@ -9,6 +9,7 @@ from .forecasters import CNNForecaster, LSTMForecaster
 from .geom import GEOM
 from .iforest import IsolationForest
 from .image import ImageDetector
+from .image_knn import ImageKNN
 from .knn import KNN
 from .lstm_autoencoder import LSTMAutoEncoder
 from .multimodal import MultiModalDetector
@@ -35,6 +36,7 @@ __all__ = [
     "DeepDetector",
     "Ensemble",
     "ImageDetector",
+    "ImageKNN",
     "IsolationForest",
     "LSTMAutoEncoder",
     "LSTMForecaster",
