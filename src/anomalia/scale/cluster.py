@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 ENGINES = ("dask", "local")
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10
+#: Dask settings of the workers a local cluster starts. The statistical profiler samples the running task's
+#: stack every 10 ms in the worker's event loop; on the benchmark it added a quarter to a scoring worker's
+#: CPU time (and held the GIL from the task meanwhile). Workers you start yourself: see :data:`WORKER_ENV`.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+#: The same settings as environment variables, for ``dask worker`` processes started by hand or by a
+#: cluster manager: ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False dask worker ... --nthreads 1``.
+WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 
 
 def check_engine(engine: str) -> str:
@@ -65,7 +72,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()}
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **WORKER_CONFIG}),
         distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
         ) as cluster,
@@ -100,13 +107,3 @@ def _cores() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def worker_threads() -> int | None:
-    """This Dask worker's thread count (None outside a worker)."""
-    try:
-        from distributed import get_worker
-
-        return int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
-        return None

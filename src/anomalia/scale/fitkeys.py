@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 from .._core import InputError
 from ..bundle import read_manifest
 from ..workflows import fit as fit_one
-from .cluster import check_engine, dask_client, worker_threads
+from .cluster import check_engine, dask_client
 from .datasets import Partition, check_columns, discover, read_batches
 from .keyed import folder_name, write_index
 from .partitions import set_threads
+from .tasks import fit_task
 
 
 @dataclass
@@ -154,9 +155,11 @@ def fit_by_key(
                 progress(len(done), len(values))
     else:
         with dask_client(scheduler, workers) as client:
-            futures = [
-                client.submit(_fit_task, dataset, key, v, target, options, storage_options, pure=False) for v in values
-            ]
+            n = len(values)  # one graph for the whole job; a task gets the dataset's path and its key value
+            futures = client.map(
+                fit_task, [dataset] * n, [key] * n, values, [target] * n, [options] * n, [storage_options] * n,
+                pure=False,
+            )  # fmt: skip
             for fut in futures:  # in order (as_completed would need a default client)
                 done.append(fut.result())
                 if progress is not None:
@@ -165,10 +168,6 @@ def fit_by_key(
     detector = next(iter(by_value.values()))["detector"]
     write_index(out_path, key, {v: d["folder"] for v, d in by_value.items()}, {"detector": detector})
     return KeyedFitResult(out_path, key, by_value, time.perf_counter() - start, engine, detector)
-
-
-def _fit_task(*args: Any) -> dict[str, Any]:
-    return fit_key(*args, threads=worker_threads())
 
 
 def same_models(a: KeyedFitResult, b: KeyedFitResult) -> bool:
