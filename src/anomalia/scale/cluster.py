@@ -17,13 +17,20 @@ log = logging.getLogger(__name__)
 ENGINES = ("dask", "local")
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10
-#: Dask settings of the workers a local cluster starts. The statistical profiler samples the running task's
-#: stack every 10 ms in the worker's event loop; on the benchmark it added a quarter to a scoring worker's
-#: CPU time (and held the GIL from the task meanwhile). Workers you start yourself: see :data:`WORKER_ENV`.
-WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+#: Dask settings of the workers a local cluster starts (measured on the benchmark machine, see
+#: docs/scale.md). The statistical profiler samples the running task's stack every 10 ms in the worker's
+#: event loop: it added a quarter to a scoring worker's CPU time and held the GIL from the task meanwhile.
+#: The event-loop tick (20 ms), memory monitor (100 ms) and system monitor (500 ms) cost an idle worker 2 %
+#: of a core; at 1 s, 1 s and 2 s they cost 0.3 %. Workers you start yourself: see :data:`WORKER_ENV`.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
 #: The same settings as environment variables, for ``dask worker`` processes started by hand or by a
-#: cluster manager: ``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False dask worker ... --nthreads 1``.
-WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+#: cluster manager (``env ... dask worker ADDRESS --nthreads 1``).
+WORKER_ENV = {"DASK_" + k.upper().replace(".", "__").replace("-", "_"): str(v) for k, v in WORKER_CONFIG.items()}
 
 
 def check_engine(engine: str) -> str:
