@@ -269,9 +269,11 @@ def test_the_scheduler_never_loads_the_model_code(cluster, data):
 def test_a_single_threaded_worker_reads_in_its_task_thread(data, monkeypatch):
     """A budget of one thread (``dask worker --nthreads 1``) scores without the reader thread, identically."""
     import anomalia.scale.partitions as partitions
+    from anomalia.data import BATCH_ROWS
     from anomalia.scale.datasets import discover
-    from anomalia.scale.tasks import ScoreOptions
+    from anomalia.scale.options import ScoreOptions
 
+    assert ScoreOptions().batch_rows == BATCH_ROWS  # the torch-free module's copy of the default
     tmp, local = data
     calls = []
     real = partitions.prefetch

@@ -26,8 +26,9 @@ from ..workflows.score import ScoreResult
 from .cluster import check_engine, dask_client
 from .datasets import Partition, check_columns, count_rows, discover, filesystem
 from .keyed import ModelIndex
+from .options import ScoreOptions
 from .partitions import input_columns, load_cached, output_columns, score_partition
-from .tasks import ScoreOptions, count_task, score_task
+from .tasks import count_task, score_task
 
 log = logging.getLogger(__name__)
 

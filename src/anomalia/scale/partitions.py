@@ -30,7 +30,7 @@ from ..model import Model
 from ..workflows.score import _parquet_options
 from .datasets import Partition, filesystem, read_batches
 from .keyed import INDEX, ModelIndex
-from .tasks import ScoreOptions
+from .options import ScoreOptions
 
 _LOCK = threading.Lock()
 #: (folder, manifest checksum) -> loaded model or index: one load per worker process and model version.

@@ -20,8 +20,8 @@ from ..model import EXPLAIN_OPTIONS
 from ..results import Contributions
 from .engine import _model_url
 from .keyed import ModelIndex
+from .options import ScoreOptions
 from .partitions import input_columns, load_cached, score_batch_stream, set_threads
-from .tasks import ScoreOptions
 
 
 def score(

@@ -1,4 +1,5 @@
-"""The functions Dask ships to workers, and their small arguments, in a module that imports nothing heavy.
+"""The functions Dask ships to workers, in a module that imports nothing heavy (their small arguments are in
+:mod:`.options`).
 
 Since ``distributed`` unpickles every submitted graph on the scheduler, a task function defined next to the
 model code made the scheduler import torch and the whole model stack the first time a job was submitted
@@ -13,31 +14,9 @@ scoring uses, so one worker process keeps to one core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-#: Batch size of scoring (``anomalia.data.BATCH_ROWS``; kept here so this module needs no import of it).
-_BATCH_ROWS = 65_536
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """How to score: the flags of ``anomalia score`` (explain, top-k, kept columns, batch size)."""
-
-    explain: str = "flagged"
-    top_k: int = 3
-    keep: tuple[str, ...] = ()
-    batch_rows: int = _BATCH_ROWS
-
-
-def worker_threads() -> int | None:
-    """This Dask worker's thread count (None outside a worker)."""
-    try:
-        from distributed import get_worker
-
-        return int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
-        return None
+from .options import ScoreOptions, worker_threads
 
 
 def score_task(model: str, part: Any, offset: int, opts: ScoreOptions, out: str | None, index: int) -> Any:
@@ -55,7 +34,7 @@ def count_task(part: Any) -> int:
 
 
 def fit_task(*args: Any) -> dict[str, Any]:
-    """One key's model fitted on a worker (:func:`anomalia.scale.fitkeys.fit_key`), with its thread budget."""
-    from .fitkeys import fit_key
+    """One key's model fitted on a worker (:func:`anomalia.scale.keyfit.fit_key`), with its thread budget."""
+    from .keyfit import fit_key
 
     return fit_key(*args, threads=worker_threads())
