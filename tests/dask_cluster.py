@@ -40,7 +40,10 @@ class DaskCluster:
             cmd.append("--no-nanny")
         if name:
             cmd += ["--name", name]
-        proc = subprocess.Popen(cmd, cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from anomalia.scale.cluster import WORKER_ENV
+
+        env = {**os.environ, **WORKER_ENV}
+        proc = subprocess.Popen(cmd, cwd=self.folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(proc)
         return proc
 

@@ -4,6 +4,7 @@ command line and its one-line errors."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -254,3 +255,34 @@ def test_a_dataset_folder_is_never_taken_for_images(data):
     tmp, _ = data
     assert an.workflows.choose_detector(str(tmp / "ds"), None, None) == "autoencoder"
     assert Path(tmp / "ds").is_dir()
+
+
+def test_the_scheduler_never_loads_the_model_code(cluster, data):
+    """distributed unpickles every graph on the scheduler: the task functions live in a module without torch,
+    so a job does not make the scheduler import torch and the model stack (CPU taken from the workers)."""
+    tmp, _ = data
+    score_dataset(tmp / "model", tmp / "all.parquet", tmp / "out-light", scheduler=cluster.address)
+    with cluster.client() as c:
+        loaded = c.run_on_scheduler(lambda: sorted(m for m in ("torch", "anomalia.model") if m in sys.modules))
+    assert loaded == []
+
+
+def test_a_single_threaded_worker_reads_in_its_task_thread(data, monkeypatch):
+    """A budget of one thread (``dask worker --nthreads 1``) scores without the reader thread, identically."""
+    import anomalia.scale.partitions as partitions
+    from anomalia.data import BATCH_ROWS
+    from anomalia.scale.datasets import discover
+    from anomalia.scale.options import ScoreOptions
+
+    assert ScoreOptions().batch_rows == BATCH_ROWS  # the torch-free module's copy of the default
+    tmp, local = data
+    calls = []
+    real = partitions.prefetch
+    monkeypatch.setattr(partitions, "prefetch", lambda items, depth=2: calls.append(1) or real(items, depth))
+    part = discover(str(tmp / "all.parquet"))[0]
+    one = partitions.score_partition(str(tmp / "model"), part, 0, ScoreOptions(keep=("label",)), threads=1)
+    assert calls == []
+    two = partitions.score_partition(str(tmp / "model"), part, 0, ScoreOptions(keep=("label",)))
+    assert calls == [1]
+    _same(one, local)
+    _same(two, local)

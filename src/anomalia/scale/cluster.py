@@ -17,6 +17,20 @@ log = logging.getLogger(__name__)
 ENGINES = ("dask", "local")
 #: Seconds to wait for a scheduler before giving up.
 CONNECT_TIMEOUT = 10
+#: Dask settings of the workers a local cluster starts (measured on the benchmark machine, see
+#: docs/scale.md). The statistical profiler samples the running task's stack every 10 ms in the worker's
+#: event loop: it added a quarter to a scoring worker's CPU time and held the GIL from the task meanwhile.
+#: The event-loop tick (20 ms), memory monitor (100 ms) and system monitor (500 ms) cost an idle worker 2 %
+#: of a core; at 1 s, 1 s and 2 s they cost 0.3 %. Workers you start yourself: see :data:`WORKER_ENV`.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+#: The same settings as environment variables, for ``dask worker`` processes started by hand or by a
+#: cluster manager (``env ... dask worker ADDRESS --nthreads 1``).
+WORKER_ENV = {"DASK_" + k.upper().replace(".", "__").replace("-", "_"): str(v) for k, v in WORKER_CONFIG.items()}
 
 
 def check_engine(engine: str) -> str:
@@ -65,7 +79,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
     environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()}
     environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **WORKER_CONFIG}),
         distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
         ) as cluster,
@@ -100,13 +114,3 @@ def _cores() -> int:
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def worker_threads() -> int | None:
-    """This Dask worker's thread count (None outside a worker)."""
-    try:
-        from distributed import get_worker
-
-        return int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
-        return None

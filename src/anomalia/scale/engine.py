@@ -23,24 +23,17 @@ from .._core.optional import require
 from ..data import BATCH_ROWS
 from ..model import EXPLAIN_OPTIONS
 from ..workflows.score import ScoreResult
-from .cluster import check_engine, dask_client, worker_threads
+from .cluster import check_engine, dask_client
 from .datasets import Partition, check_columns, count_rows, discover, filesystem
 from .keyed import ModelIndex
-from .partitions import ScoreOptions, input_columns, load_cached, output_columns, score_partition
+from .options import ScoreOptions
+from .partitions import input_columns, load_cached, output_columns, score_partition
+from .tasks import count_task, score_task
 
 log = logging.getLogger(__name__)
 
 #: ``progress(rows_done, rows_total)`` after every finished partition.
 Progress = Callable[[int, int | None], None]
-
-
-def _task(model: str, part: Partition, offset: int, opts: ScoreOptions, out: str | None, index: int) -> Any:
-    """A partition scored on a worker, torch using the worker's threads."""
-    return score_partition(model, part, offset, opts, out, index, threads=worker_threads())
-
-
-def _count_task(part: Partition) -> int:
-    return count_rows(part)
 
 
 def _model_url(model_dir: str | Path) -> str:
@@ -71,7 +64,7 @@ def _offsets(parts: Sequence[Partition], client: Any | None) -> list[int]:
     counts: list[int | None] = [p.n_rows for p in parts]
     todo = [i for i, c in enumerate(counts) if c is None]
     if todo:  # CSV: a counting pass (Parquet has the counts in its footers)
-        got = client.gather(client.map(_count_task, [parts[i] for i in todo], pure=False)) if client else None
+        got = client.gather(client.map(count_task, [parts[i] for i in todo], pure=False)) if client else None
         for j, i in enumerate(todo):
             counts[i] = got[j] if got is not None else count_rows(parts[i])
     offsets, at = [], 0
@@ -133,12 +126,18 @@ def score_to_dataset(
         with dask_client(scheduler, workers) as client:
             offsets = _offsets(parts, client)
             total = offsets[-1] + count_rows(parts[-1]) if parts[-1].n_rows is not None else None
-            futures = [
-                client.submit(
-                    _task, url, p, off, opts, out_url, i, pure=False, key=f"anomalia-score-{i}-{time.time_ns()}"
-                )
-                for i, (p, off) in enumerate(zip(parts, offsets, strict=True))
-            ]
+            n, stamp = len(parts), time.time_ns()
+            futures = client.map(  # one graph for the whole job (not one submission per partition)
+                score_task,
+                [url] * n,
+                parts,
+                offsets,
+                [opts] * n,
+                [out_url] * n,
+                list(range(n)),
+                key=[f"anomalia-score-{i}-{stamp}" for i in range(n)],
+                pure=False,
+            )
             try:
                 for fut in futures:  # in order (as_completed would need a default client)
                     done.append(fut.result())
@@ -249,7 +248,7 @@ def score_dataset(
     kind = model.input_kind
     meta = None if kind == "series" else output_columns(model, opts, _keep_types(parts, opts)).empty_table().to_pandas()
     return dd.from_map(
-        _task,
+        score_task,
         [url] * len(parts),
         parts,
         offsets,

@@ -7,24 +7,20 @@ rows or models, and returns a summary; the same key fits to the same weights on 
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .._core import InputError
-from ..bundle import read_manifest
-from ..workflows import fit as fit_one
-from .cluster import check_engine, dask_client, worker_threads
+from .cluster import check_engine, dask_client
 from .datasets import Partition, check_columns, discover, read_batches
-from .keyed import folder_name, write_index
-from .partitions import set_threads
+from .keyed import write_index
+from .keyfit import fit_key, rows_of_key
+from .tasks import fit_task
 
 
 @dataclass
@@ -57,60 +53,6 @@ def key_values(parts: Sequence[Partition], key: str) -> list[Any]:
     if None in values:
         raise InputError(f"the key column {key!r} has missing values; fill or drop those rows")
     return sorted(values, key=lambda v: (str(type(v)), v))
-
-
-def rows_of_key(parts: Sequence[Partition], key: str, value: Any) -> pa.Table:
-    """Every row whose ``key`` is ``value``, in dataset order (hive folders of other keys are skipped)."""
-    tables = []
-    for p in parts:
-        hive = dict(p.values)
-        if key in hive and hive[key] != value:
-            continue
-        for batch in read_batches(p, None, batch_rows=1 << 18):
-            t = pa.Table.from_batches([batch])
-            mask = pc.equal(t.column(key), pa.scalar(value, t.column(key).type))
-            t = t.filter(mask)
-            if t.num_rows:
-                tables.append(t)
-    if not tables:
-        raise InputError(f"no rows with {key} = {value!r}")
-    return pa.concat_tables(tables, promote_options="permissive")
-
-
-def fit_key(
-    dataset: str,
-    key: str,
-    value: Any,
-    out: str,
-    options: dict[str, Any],
-    storage_options: dict[str, Any] | None = None,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """Fit the model of one key value into ``out/KEY=VALUE`` (a task: runs on any worker, or here)."""
-    if threads is not None:
-        set_threads(threads)
-    start = time.perf_counter()
-    parts = discover(dataset, storage_options)
-    table = rows_of_key(parts, key, value)
-    folder = Path(out) / folder_name(key, value)
-    opts = dict(options)
-    opts["drop"] = [key, *[d for d in opts.get("drop", ()) if d != key]]
-    with tempfile.TemporaryDirectory(prefix="anomalia-key-") as tmp:
-        path = Path(tmp) / "rows.parquet"
-        pq.write_table(table, path)
-        result = fit_one(str(path), out=str(folder), **opts)
-    manifest = read_manifest(folder)
-    return {
-        "value": value,
-        "folder": folder.name,
-        "rows": int(table.num_rows),
-        "seconds": time.perf_counter() - start,
-        "weights_sha256": manifest.get("weights", {}).get("sha256")
-        if isinstance(manifest.get("weights"), dict)
-        else None,
-        "version": manifest.get("version"),
-        "detector": result.detector,
-    }
 
 
 def fit_by_key(
@@ -154,9 +96,11 @@ def fit_by_key(
                 progress(len(done), len(values))
     else:
         with dask_client(scheduler, workers) as client:
-            futures = [
-                client.submit(_fit_task, dataset, key, v, target, options, storage_options, pure=False) for v in values
-            ]
+            n = len(values)  # one graph for the whole job; a task gets the dataset's path and its key value
+            futures = client.map(
+                fit_task, [dataset] * n, [key] * n, values, [target] * n, [options] * n, [storage_options] * n,
+                pure=False,
+            )  # fmt: skip
             for fut in futures:  # in order (as_completed would need a default client)
                 done.append(fut.result())
                 if progress is not None:
@@ -165,10 +109,6 @@ def fit_by_key(
     detector = next(iter(by_value.values()))["detector"]
     write_index(out_path, key, {v: d["folder"] for v, d in by_value.items()}, {"detector": detector})
     return KeyedFitResult(out_path, key, by_value, time.perf_counter() - start, engine, detector)
-
-
-def _fit_task(*args: Any) -> dict[str, Any]:
-    return fit_key(*args, threads=worker_threads())
 
 
 def same_models(a: KeyedFitResult, b: KeyedFitResult) -> bool:

@@ -16,7 +16,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +25,16 @@ import pyarrow.parquet as pq
 
 from .._core import InputError
 from ..bundle import MANIFEST
-from ..data import BATCH_ROWS, prefetch
+from ..data import prefetch
 from ..model import Model
 from ..workflows.score import _parquet_options
 from .datasets import Partition, filesystem, read_batches
 from .keyed import INDEX, ModelIndex
+from .options import ScoreOptions
 
 _LOCK = threading.Lock()
 #: (folder, manifest checksum) -> loaded model or index: one load per worker process and model version.
 _CACHE: dict[tuple[str, str], Model | ModelIndex] = {}
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """How to score: the flags of ``anomalia score`` (explain, top-k, kept columns, batch size)."""
-
-    explain: str = "flagged"
-    top_k: int = 3
-    keep: tuple[str, ...] = ()
-    batch_rows: int = BATCH_ROWS
 
 
 def local_folder(model: str) -> Path:
@@ -101,10 +91,11 @@ def output_columns(model: Model | ModelIndex, opts: ScoreOptions, keep_types: di
 
 
 def score_table_batches(
-    model: Model, batches: Iterator[pa.RecordBatch], opts: ScoreOptions, offset: int = 0
+    model: Model, batches: Iterator[pa.RecordBatch], opts: ScoreOptions, offset: int = 0, *, reader: bool = True
 ) -> Iterator[pa.Table]:
     """Score record batches with a table model, as local scoring does: encode (one batch ahead, in a reader
-    thread), :meth:`Model.score` with the batch's row offset, kept columns passed through."""
+    thread; ``reader=False``: in this thread), :meth:`Model.score` with the batch's row offset, kept columns
+    passed through. The scores are the same either way."""
     keep = list(dict.fromkeys(opts.keep))
 
     def encoded() -> Iterator[tuple[int, np.ndarray, pa.RecordBatch]]:
@@ -115,7 +106,7 @@ def score_table_batches(
                 at += batch.num_rows
 
     model.detector.fitted_threshold()
-    for at, X, batch in prefetch(encoded()):
+    for at, X, batch in prefetch(encoded()) if reader else encoded():
         rows = model.score(X, explain=opts.explain, top_k=opts.top_k, row_offset=at, encoded=True)
         yield rows.with_columns({c: batch.column(c) for c in keep}).to_arrow(opts.top_k)
 
@@ -127,8 +118,11 @@ def input_columns(model: Model | ModelIndex, opts: ScoreOptions) -> list[str]:
     return list(dict.fromkeys([*model.input_columns, *opts.keep]))
 
 
-def score_tables(model: Model | ModelIndex, part: Partition, offset: int, opts: ScoreOptions) -> Iterator[pa.Table]:
-    """Scored tables of one partition whose first row is row ``offset`` of the dataset."""
+def score_tables(
+    model: Model | ModelIndex, part: Partition, offset: int, opts: ScoreOptions, *, reader: bool = True
+) -> Iterator[pa.Table]:
+    """Scored tables of one partition whose first row is row ``offset`` of the dataset (``reader``: read and
+    encode in a second thread, as local scoring does)."""
     columns = input_columns(model, opts)
     if isinstance(model, ModelIndex):
         yield from route_batches(model, read_batches(part, columns, batch_rows=opts.batch_rows), opts, offset)
@@ -140,7 +134,7 @@ def score_tables(model: Model | ModelIndex, part: Partition, offset: int, opts: 
         return
     types = model.encoder.arrow_types()
     yield from score_table_batches(
-        model, read_batches(part, columns, batch_rows=opts.batch_rows, column_types=types), opts, offset
+        model, read_batches(part, columns, batch_rows=opts.batch_rows, column_types=types), opts, offset, reader=reader
     )
 
 
@@ -212,11 +206,15 @@ def score_partition(
 ) -> Any:
     """Score one partition on this process. With ``out``, write it as ``out/part-{index:05d}.parquet``
     (written to a temporary name, then renamed: a retried task replaces a half-written part, never mixes
-    with one) and return its number of rows and flagged rows; without, return the scored rows as pandas."""
+    with one) and return its number of rows and flagged rows; without, return the scored rows as pandas.
+
+    ``threads`` is the thread budget of a worker: torch's intra-op threads, and with a budget of one the
+    batches are read and encoded in this thread (no reader thread), so a single-threaded worker uses one
+    core. None (not on a worker): torch as it is, with the reader thread of local scoring."""
     if threads is not None:
         set_threads(threads)
     m = load_cached(model)
-    tables = score_tables(m, part, offset, opts)
+    tables = score_tables(m, part, offset, opts, reader=threads is None or threads > 1)
     if out is None:
         got = list(tables)
         return _to_pandas(pa.concat_tables(got) if got else _empty(m, opts, part))

@@ -20,7 +20,8 @@ from ..model import EXPLAIN_OPTIONS
 from ..results import Contributions
 from .engine import _model_url
 from .keyed import ModelIndex
-from .partitions import ScoreOptions, input_columns, load_cached, score_batch_stream, set_threads
+from .options import ScoreOptions
+from .partitions import input_columns, load_cached, score_batch_stream, set_threads
 
 
 def score(
