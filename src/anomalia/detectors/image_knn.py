@@ -18,7 +18,7 @@ import torch
 from .._core import Schema, check_is_fitted
 from .._core.images import check_image_shape
 from .._core.params import interval, options
-from ..nn import gaussian_blur, upsample_maps
+from ..nn import gaussian_blur
 from ..nn.orientation import orientation_histograms
 from .base import BaseDetector, normalise_shares
 from .image import IMAGE_RULES, MAP_SCALE_IMAGES, ImageDetector
@@ -109,6 +109,7 @@ class ImageKNN(BaseDetector):
     _contract_data = ImageDetector._contract_data
     _images = ImageDetector._images
     _resize = ImageDetector._resize
+    _at_input_size = ImageDetector._at_input_size  # maps at the input size, and the images read
 
     # ---------------------------------------------------------------- input
     def _validate(self, X: Any, *, fitting: bool, finite: bool = True) -> tuple[np.ndarray, Schema]:
@@ -186,25 +187,14 @@ class ImageKNN(BaseDetector):
     def _feature_scores(self, X: np.ndarray) -> np.ndarray:
         return self._maps(X, per_channel=True).reshape(X.shape[0], -1)
 
-    def _at_input_size(self, X: Any, *, per_channel: bool) -> np.ndarray:
-        check_is_fitted(self)
-        raw = self._images(X, fitting=False)
-        arr = self._resize(raw)
-        check_image_shape(arr.shape[1:], self.image_shape_)
-        maps = self._maps(arr, per_channel=per_channel)
-        if maps.shape[-2:] != raw.shape[-2:]:
-            t = upsample_maps(torch.from_numpy(maps if per_channel else maps[:, None]), raw.shape[-2:])
-            maps = (t if per_channel else t[:, 0]).numpy()
-        return np.clip(maps, 0.0, None)
-
     def anomaly_map(self, X: Any) -> np.ndarray:
         """Per-pixel anomaly map of each image, (n, H, W) float64 at the input's size: the squared difference
         to the mean of the nearest normal images (blurred), summed over channels; one scale across images."""
-        return self._at_input_size(X, per_channel=False)
+        return self._at_input_size(X, per_channel=False)[0]
 
     def explain(self, X: Any) -> np.ndarray:
         """Each pixel's (and channel's) share of each image's anomaly, (n, C * H * W); rows sum to 1."""
-        return normalise_shares(self._at_input_size(X, per_channel=True).reshape(np.shape(X)[0], -1))
+        return normalise_shares(self._at_input_size(X, per_channel=True)[0].reshape(np.shape(X)[0], -1))
 
     def heat_scale(self) -> float:
         """The map value drawn at full colour in heatmaps (``map_scale_``)."""
