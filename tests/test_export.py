@@ -101,7 +101,7 @@ def near_zero_forecasts_match(det, om: OnnxModel, X: np.ndarray) -> None:
     module = det.scoring_module()
     with torch.inference_mode():
         expected = module(torch.from_numpy(W)).numpy()
-    assert np.median(expected) < 1e-9  # nothing left but rounding
+    assert np.median(expected) < 1e-6  # nothing left but rounding (squared or absolute errors of float32 digits)
     np.testing.assert_allclose(om.run(W), expected, rtol=PARITY_RTOL, atol=0)  # large batch
     for i in (0, 7, 100):  # batch 1
         np.testing.assert_allclose(om.run(W[i : i + 1]), expected[i : i + 1], rtol=PARITY_RTOL, atol=0)
