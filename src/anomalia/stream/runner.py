@@ -48,6 +48,10 @@ from .versions import current_version_path
 
 log = logging.getLogger(__name__)
 
+#: Rows in every forward pass of a table model (the last chunk of a batch padded): float32 kernels round
+#: differently at different batch sizes, so a fixed size gives a message the same score in any batch.
+FORWARD_ROWS = 256
+
 
 @dataclass
 class WatchStats:
@@ -440,6 +444,22 @@ class Watcher:
         return out
 
     def _model_scores(self, table: Any) -> np.ndarray:
+        # Every forward pass sees exactly FORWARD_ROWS rows (the last chunk padded by repeating its last row):
+        # float32 kernels round differently at different batch sizes, and batches here are cut by arrival
+        # times, so a message must get the same digits whichever batch it lands in (a restart re-batches).
+        import pyarrow as pa
+
+        n, b = table.num_rows, FORWARD_ROWS
+        if n == 0:
+            return np.empty(0)
+        out = []
+        for start in range(0, n, b):
+            k = min(b, n - start)
+            idx = np.minimum(np.arange(start, start + b), start + k - 1)
+            out.append(self._forward(table.take(pa.array(idx)))[:k])
+        return np.concatenate(out)
+
+    def _forward(self, table: Any) -> np.ndarray:
         if self.model.preprocess is None and not self.model.detector.schema_.columns:
             X = np.column_stack([table.column(c).to_numpy(zero_copy_only=False) for c in self.columns])
             return self.model.detector.anomaly_score(X.astype(np.float32))
