@@ -89,16 +89,21 @@ def _png(path: Path, arr: np.ndarray) -> None:
     Image.fromarray(arr.astype(np.uint8)).save(path)
 
 
-def test_1_image_fit_with_a_labelled_threshold_fits_it_on_the_test_defects(tmp_path: Path, capsys) -> None:
+def _part_images(root: Path, n_train: int) -> None:
+    """An MVTec-style folder: flat grey training parts, 3 good and 3 scratched test parts."""
     rng = np.random.default_rng(0)
-    root = tmp_path / "parts"
-    for i in range(30):
+    for i in range(n_train):
         _png(root / "train" / "good" / f"{i:03d}.png", 120 + rng.normal(0, 4, (16, 16)))
     for i in range(3):
         _png(root / "test" / "good" / f"{i:03d}.png", 120 + rng.normal(0, 4, (16, 16)))
         bad = 120 + rng.normal(0, 4, (16, 16))
         bad[4:10, 4:10] = 250
         _png(root / "test" / "scratch" / f"{i:03d}.png", bad)
+
+
+def test_1_image_fit_with_a_labelled_threshold_fits_it_on_the_test_defects(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "parts"
+    _part_images(root, 30)
     model = tmp_path / "m"
     fast = ["--set", "channels=4,8", "--set", "latent=4", "--set", "epochs=2"]
     code, out, err = run(["fit", root, "--threshold", "best-f1", *fast, "-o", model], capsys)
@@ -687,15 +692,8 @@ def test_8_an_unreadable_timestamp_names_the_column_value_and_flag(tmp_path: Pat
 
 # ---------------------------------------------------------------- 13. reports: image top table, code, captions, ticks
 def test_13_the_image_report_lists_its_top_anomalies_with_p_values_and_heat_map_links(tmp_path: Path, capsys) -> None:
-    rng = np.random.default_rng(0)
     root = tmp_path / "parts"
-    for i in range(20):
-        _png(root / "train" / "good" / f"{i:03d}.png", 120 + rng.normal(0, 4, (16, 16)))
-    for i in range(3):
-        _png(root / "test" / "good" / f"{i:03d}.png", 120 + rng.normal(0, 4, (16, 16)))
-        bad = 120 + rng.normal(0, 4, (16, 16))
-        bad[4:10, 4:10] = 250
-        _png(root / "test" / "scratch" / f"{i:03d}.png", bad)
+    _part_images(root, 20)
     fast = ["--set", "channels=4,8", "--set", "latent=4", "--set", "epochs=2"]
     code, _, err = run(["fit", root, *fast, "-o", tmp_path / "m"], capsys)
     assert code == 0, err
