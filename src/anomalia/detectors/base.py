@@ -258,10 +258,16 @@ class BaseDetector(OutlierMixin, BaseEstimator):
         self._fit(arr[train_idx], rng, callback)
         self.replay_ = _subsample(arr[train_idx], REPLAY_ROWS, rng)
         self.calibration_rows_ = _subsample(arr[cal_idx], REPLAY_ROWS, rng)
-        self.feature_median_ = _median(self.replay_)
         self._calibrate(self._score(arr[cal_idx]))
-        self._learn_normal_parts(arr[cal_idx])
+        self._learn_normal(arr[cal_idx])
         return self
+
+    def _learn_normal(self, rows: np.ndarray) -> None:
+        """What explanations compare a row against, after ``fit``: the per-feature median of the replay
+        sample (``feature_median_``, the value occlusion and counterfactuals put in) and, from held-out
+        normal ``rows``, each feature's usual part of the score and normal range."""
+        self.feature_median_ = _median(self.replay_)
+        self._learn_normal_parts(rows)
 
     def _learn_normal_parts(self, rows: np.ndarray, skip: int = 0) -> None:
         """What explanations compare against, from held-out normal ``rows`` (tables and series only):

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._core import Schema, check_is_fitted, check_random_state, check_schema
+from .._core import Schema, check_is_fitted, check_schema
 from .._core.params import instance_of, options
 from .._core.texts import as_texts, check_text_fit_input
 from ..results import Contributions, ScoredRows
-from .base import REPLAY_ROWS, BaseDetector, _subsample
+from .base import BaseDetector
 
 TEXT_RULES = {"text_column": [instance_of(str, text="a column name"), options(None)]}
 
@@ -69,19 +69,8 @@ class TextBase(BaseDetector):
         check_schema(schema, self.schema_)
         return texts, schema
 
-    def fit(self, X: Any, y: Any = None, *, callback: Any = None) -> TextBase:
-        """Learn normal text from ``X`` (normal texts; ``y`` is ignored); see :meth:`BaseDetector.fit`."""
-        self._check_params()
-        texts, schema = self._validate(X, fitting=True)
-        rng = check_random_state(self.random_state)
-        self._start_fit(schema, rng)
-        train_idx, cal_idx = self._split(texts.shape[0], rng)
-        self.n_train_rows_ = int(train_idx.size)
-        self._fit(texts[train_idx], rng, callback)
-        self.replay_ = _subsample(texts[train_idx], REPLAY_ROWS, rng)
-        self.calibration_rows_ = _subsample(texts[cal_idx], REPLAY_ROWS, rng)
-        self._calibrate(self._score(texts[cal_idx]))
-        return self
+    def _learn_normal(self, rows: np.ndarray) -> None:
+        """Texts have no per-feature values to compare against: explanations are spans (:meth:`explain`)."""
 
     # ------------------------------------------------------------------ explanations
     def explain(self, X: Any, *, top_k: int | None = None) -> list[Spans]:

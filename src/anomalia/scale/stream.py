@@ -26,7 +26,7 @@ import torch
 
 from .._core import InputError
 from ..data import TabularEncoder, as_labels
-from ..detectors.base import MAX_CALIBRATION_ROWS, REPLAY_ROWS
+from ..detectors.base import MAX_CALIBRATION_ROWS, REPLAY_ROWS, _median
 from ..detectors.deep import DeepDetector
 from ..detectors.scaling import Standardizer
 from ..model import Model
@@ -237,7 +237,7 @@ def fit_stream(
     det.n_train_rows_ = n_train
     det.replay_ = X_sample[np.sort(rng.choice(X_sample.shape[0], min(REPLAY_ROWS, X_sample.shape[0]), replace=False))]
     det.calibration_rows_ = X_cal[:REPLAY_ROWS]
-    det.feature_median_ = np.median(det.replay_, axis=0).astype(np.float32)
+    det.feature_median_ = _median(det.replay_)
     det._calibrate(det._score(X_cal))
     fitted = Model(det, encoder, name=Path(out).name)
     fitted.save(out)
