@@ -20,7 +20,7 @@ from .._core import InputError
 from ..data import BATCH_ROWS, count_rows, iter_batches, prefetch, table_format
 from ..export import OnnxModel
 from .images import image_files
-from .score import RowProgress, ScoreResult, Writer
+from .score import RowProgress, ScoreResult, Writer, write_scored
 from .series import read_series
 
 #: What ``anomalia score --runtime`` accepts.
@@ -73,26 +73,11 @@ def _score_table(
                 yield offset, om.encode(batch, row_offset=offset), batch
                 offset += batch.num_rows
 
-    writer = Writer(out)
-    n = flagged = 0
-    ok = False
-    columns: list[str] = []
-    try:
-        for offset, X, batch in prefetch(encoded()):
-            rows = om.score(X, encoded=True, row_offset=offset).with_columns({c: batch.column(c) for c in keep})
-            table = rows.to_arrow()
-            columns = table.schema.names
-            writer.write(table)
-            n += len(rows)
-            flagged += rows.n_flagged
-            if progress is not None:
-                progress(n, total)
-        if n == 0:
-            raise InputError(f"{data} has no rows to score")
-        ok = True
-    finally:
-        writer.close(ok)
-    return n, flagged, columns
+    scored = (
+        om.score(X, encoded=True, row_offset=offset).with_columns({c: batch.column(c) for c in keep})
+        for offset, X, batch in prefetch(encoded())
+    )
+    return write_scored(scored, Writer(out), data, progress, total)
 
 
 def _score_series(

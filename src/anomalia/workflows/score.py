@@ -12,7 +12,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,31 +199,51 @@ def score_file(
     out_path = Path(out)
     table_format(out_path)
     total = count_rows(data)
-    writer = Writer(out_path)
+    batches = score_batches(m, data, batch_rows=batch_rows, explain=explain, top_k=top_k, extra_columns=keep)
+
+    def scored() -> Iterator[ScoredRows]:
+        for rows, batch in batches:
+            if on_batch is not None:
+                on_batch(rows, batch)
+            yield rows
+
+    with intra_op_threads(max(1, _available_cores() - 1) if threads is None else threads):
+        n, n_flagged, columns = write_scored(scored(), Writer(out_path), data, progress, total, top_k)
+    return ScoreResult(
+        str(data), out_path, n, n_flagged, time.perf_counter() - start, m.detector.threshold_.spec, columns
+    )
+
+
+def write_scored(
+    scored: Iterable[ScoredRows],
+    writer: Writer,
+    data: str | Path,
+    progress: RowProgress | None,
+    total: int | None,
+    top_k: int | None = None,
+) -> tuple[int, int, list[str]]:
+    """Write each batch of scored rows as it comes; returns the rows, the flagged rows and the output columns.
+
+    The writer is closed in any case, and its file kept only when every batch was written; a file with no
+    rows to score is refused."""
     n = n_flagged = 0
     ok = False
     columns: list[str] = []
-    batches = score_batches(m, data, batch_rows=batch_rows, explain=explain, top_k=top_k, extra_columns=keep)
     try:
-        with intra_op_threads(max(1, _available_cores() - 1) if threads is None else threads):
-            for rows, batch in batches:
-                if on_batch is not None:
-                    on_batch(rows, batch)
-                table = rows.to_arrow(top_k)
-                columns = table.schema.names
-                writer.write(table)
-                n += len(rows)
-                n_flagged += rows.n_flagged
-                if progress is not None:
-                    progress(n, total)
+        for rows in scored:
+            table = rows.to_arrow(top_k)
+            columns = table.schema.names
+            writer.write(table)
+            n += len(rows)
+            n_flagged += rows.n_flagged
+            if progress is not None:
+                progress(n, total)
         if n == 0:
             raise InputError(f"{data} has no rows to score")
         ok = True
     finally:
         writer.close(ok)
-    return ScoreResult(
-        str(data), out_path, n, n_flagged, time.perf_counter() - start, m.detector.threshold_.spec, columns
-    )
+    return n, n_flagged, columns
 
 
 def labels_of(batch: pa.RecordBatch, label_column: str, offset: int) -> np.ndarray:
