@@ -412,7 +412,8 @@ def test_respond_alerts_once_per_message_across_a_crash_and_raises_drift(model_d
     fill(redis_server, "t9", rows)
     url = redis_server.url(stream="t9", group="g")
     first = Watcher(model_dir, _DiesAfterCommit(url), open_output(redis_server.url(stream="t9.out")),
-                    state=tmp_path / "s", key_field="host", batch=200, responder=load_responder(str(config)))
+                    state=tmp_path / "s", key_field="host", batch=200, checkpoint=200,
+                    responder=load_responder(str(config)))
     with pytest.raises(KeyboardInterrupt):
         first.run(idle_exit=0.3)  # the first batch's alerts are stored, then it dies before the ack
     first.store.db.close()
@@ -420,6 +421,7 @@ def test_respond_alerts_once_per_message_across_a_crash_and_raises_drift(model_d
                 responder=load_responder(str(config)))
     stats = w.run(idle_exit=0.3)
     w.close()
+    assert stats.scored == 1000  # the first 200 were committed before the crash; the shift comes after them
     out = results(redis_server, "t9.out")
     flagged = {i for i, r in out.items() if r["is_anomaly"] == "1"}
     alerts = load_responder(str(config)).store.list_alerts()
