@@ -84,3 +84,18 @@ def test_windows_are_zero_copy_views_ending_at_each_step() -> None:
     assert out[:3].tolist() == [0.0, 0.0, 0.0] and out[3:].tolist() == [1.0] * 9
     with pytest.raises(an.InputError, match="fewer than one window"):
         sliding_windows(x, 20)
+
+
+def test_replace_spikes_replaces_isolated_spikes_and_leaves_a_level_shift_alone():
+    from anomalia.data.series import replace_spikes
+
+    rng = np.random.default_rng(0)
+    v = np.r_[np.zeros(300), np.full(300, 5.0)] + 0.1 * rng.normal(size=600)
+    spikes = [50, 170, 420, 555]
+    v[spikes] += [3.0, -3.0, 4.0, -4.0]
+    cleaned, n = replace_spikes(prepare_series(pd.DataFrame({"v": v})), half=12)
+    out = cleaned.values[:, 0]
+    assert n == len(spikes)
+    np.testing.assert_array_less(np.abs(out[spikes] - np.r_[0, 0, 5, 5]), 0.5)
+    untouched = np.setdiff1d(np.arange(600), spikes)
+    np.testing.assert_array_equal(out[untouched], v[untouched].astype(np.float32))  # the shift at 300 stays

@@ -399,6 +399,35 @@ def test_series_model_scores_a_stream_per_key_as_score_stream_does(tmp_path):
         np.testing.assert_allclose([r["score"] for r in got if r["key"] == key], expected, rtol=1e-6)
 
 
+def test_absorb_on_a_series_learns_the_new_level_but_not_the_spikes_inside_the_approved_stretch(tmp_path):
+    from anomalia.stream import absorb
+
+    rng = np.random.default_rng(3)
+
+    def wave(n: int) -> np.ndarray:
+        return np.sin(2 * np.pi * np.arange(n) / 24) + 0.05 * rng.normal(size=n)
+
+    det = an.WindowAutoEncoder(window=12, epochs=15, random_state=0, keep_rows=True)
+    det.fit(pd.DataFrame({"v": wave(1200)}))
+    Model(det, name="wave").save(tmp_path / "wave")
+    approved = wave(600) + 3.0  # the new normal: the same wave at a higher level ...
+    spikes = np.flatnonzero(rng.random(600) < 0.02)
+    approved[spikes] += rng.choice([-1, 1], size=spikes.size) * 3.0  # ... and anomalies nobody picked out
+    res = absorb(tmp_path / "wave", pd.DataFrame({"v": approved}))
+    learned = int(np.sum(spikes < 450))  # the first 75 % is learned, the rest held out for the gate
+    assert res.promoted and res.gate["n_spikes_replaced"] >= learned
+    served = Model.load(tmp_path / "wave").detector
+    later = wave(600) + 3.0
+    at = np.arange(30, 600, 40)
+    later[at] += 3.0
+    scores = served.anomaly_score(pd.DataFrame({"v": later}))
+    flags = served.is_anomaly(pd.DataFrame({"v": later}))
+    normal = np.ones(600, bool)
+    for a in at:
+        normal[a : a + served.span] = False
+    assert flags[at].mean() >= 0.9 and flags[normal][served.span :].mean() <= 0.1, scores[at]
+
+
 # ---------------------------------------------------------------------------------------------- --respond
 def test_respond_alerts_once_per_message_across_a_crash_and_raises_drift(model_dir, redis_server, tmp_path):
     from anomalia.stream.respond import load_responder

@@ -17,7 +17,7 @@ input row to its grid step, and each row gets the score of its step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -240,3 +240,27 @@ def check_step(series: Series, fitted_step: pd.Timedelta | None, name: str = "X"
         f"{name} has a time step of {series.step} but the detector was fitted on a series with a step of "
         f"{fitted_step}; resample it to the same step (resample='{_offset_text(fitted_step)}')"
     )
+
+
+def replace_spikes(series: Series, half: int, mads: float = 5.0) -> tuple[Series, int]:
+    """The series with its isolated spikes replaced (a Hampel filter), and how many values were replaced.
+
+    A value is a spike when it lies more than ``mads`` robust standard deviations (1.4826 MAD) from the
+    median of the ``2 * half + 1`` steps centred on it; it is replaced by that median. The MAD of a flat
+    neighbourhood is floored at a tenth of the channel's own, so that a flat stretch does not make every small
+    wiggle a spike. A level shift inside the series is not touched: on either side of it most neighbours
+    share the value's level.
+    """
+    frame = pd.DataFrame(series.values.astype(np.float64))
+    width = 2 * int(half) + 1
+    med = frame.rolling(width, center=True, min_periods=int(half) + 1).median()
+    dev = (frame - med).abs()
+    mad = 1.4826 * dev.rolling(width, center=True, min_periods=int(half) + 1).median()
+    whole = 1.4826 * (frame - frame.median()).abs().median()
+    floor = np.maximum(0.1 * whole.to_numpy(), 1e-12)
+    spikes = (dev.to_numpy() > mads * np.maximum(mad.to_numpy(), floor)) & np.isfinite(med.to_numpy())
+    if not spikes.any():
+        return series, 0
+    values = series.values.copy()
+    values[spikes] = med.to_numpy()[spikes].astype(values.dtype)
+    return replace(series, values=values), int(spikes.sum())

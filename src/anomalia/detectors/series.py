@@ -153,6 +153,10 @@ class SeriesDetector(DeepDetector):
             parsing=None if fitting else getattr(self, "time_parsing_", None),
         )
 
+    def as_series(self, X: Any) -> Series:
+        """``X`` read as this detector reads it (time column, resampling, fill and time parsing as at fit)."""
+        return self._series(X)
+
     def timestamps(self, X: Any) -> pd.DatetimeIndex | None:
         """The time axis of ``X`` read as this detector reads it (its time column, as at fit), one per row."""
         column = self.time_column

@@ -2,7 +2,11 @@
 
 :func:`absorb` loads the served model twice (current and candidate), splits the approved rows into a part
 to learn (``1 - holdout``) and a held-out part (the last rows: contiguous for series), and calls the
-candidate's ``partial_fit`` on the part to learn. ``partial_fit`` replays the old normal rows the model
+candidate's ``partial_fit`` on the part to learn. For a series, isolated spikes in the part to learn are
+replaced by the median of their neighbourhood first (:func:`anomalia.data.series.replace_spikes`, the
+classic Hampel filter: 3 steps either side, 5 robust standard deviations): an operator approves a
+stretch of time as the new normal, not the anomalies inside it, and a series model would learn those as
+patterns (measured in ``benchmarks/stream.py shift``). ``partial_fit`` replays the old normal rows the model
 keeps (models fitted with ``keep_rows=True``, as ``anomalia fit --set keep_rows=true``), so the old regime is
 not forgotten, and recalibrates on old and new held-out rows. The candidate is saved as a new version
 (:mod:`anomalia.stream.versions`) and promoted only when the gate passes:
@@ -25,12 +29,15 @@ from typing import Any
 import numpy as np
 
 from .._core import InputError
+from ..data.series import replace_spikes
 from ..model import Model
 from ..scoring import FalseAlarmRate
 from . import versions
 
 #: Share of the approved rows held out for the gate.
 HOLDOUT = 0.25
+#: Steps either side of a value that judge whether it is a spike (the Hampel filter's usual window of 7).
+SPIKE_HALF_WIDTH = 3
 #: Share of the currently flagged points a candidate must still flag.
 KEEP_FLAGGED = 0.9
 
@@ -87,10 +94,16 @@ def absorb(
     previous = versions.archive(folder)
     candidate = Model.load(folder)
     det = candidate.detector
-    X = learn if series else candidate.encode(learn)
+    n_spikes = 0
+    if series:
+        X, n_spikes = replace_spikes(det.as_series(learn), half=SPIKE_HALF_WIDTH)
+    else:
+        X = candidate.encode(learn)
     det.partial_fit(X)
     alpha = _alpha(current)
     gate: dict[str, Any] = {"alpha": alpha, "n_learned": len(learn), "n_held_out": len(hold)}
+    if series:
+        gate["n_spikes_replaced"] = n_spikes
     checks: list[bool] = []
     old_rows = getattr(current.detector, "calibration_rows_", None)
     if old_rows is not None and not series:
