@@ -412,10 +412,10 @@ def test_absorb_on_a_series_learns_the_new_level_but_not_the_spikes_inside_the_a
     Model(det, name="wave").save(tmp_path / "wave")
     approved = wave(600) + 3.0  # the new normal: the same wave at a higher level ...
     spikes = np.flatnonzero(rng.random(600) < 0.02)
-    approved[spikes] += rng.choice([-1, 1], size=spikes.size) * 3.0  # ... and anomalies nobody picked out
+    approved[spikes] += rng.choice([-1, 1], size=spikes.size) * 4.0  # ... and anomalies nobody picked out
     res = absorb(tmp_path / "wave", pd.DataFrame({"v": approved}))
     learned = int(np.sum(spikes < 450))  # the first 75 % is learned, the rest held out for the gate
-    assert res.promoted and res.gate["n_spikes_replaced"] >= learned
+    assert res.promoted and learned >= res.gate["n_spikes_replaced"] >= 0.8 * learned  # most spikes, little else
     served = Model.load(tmp_path / "wave").detector
     later = wave(600) + 3.0
     at = np.arange(30, 600, 40)

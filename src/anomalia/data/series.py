@@ -246,21 +246,28 @@ def replace_spikes(series: Series, half: int, mads: float = 5.0) -> tuple[Series
     """The series with its isolated spikes replaced (a Hampel filter), and how many values were replaced.
 
     A value is a spike when it lies more than ``mads`` robust standard deviations (1.4826 MAD) from the
-    median of the ``2 * half + 1`` steps centred on it; it is replaced by that median. The MAD of a flat
-    neighbourhood is floored at a tenth of the channel's own, so that a flat stretch does not make every small
-    wiggle a spike. A level shift inside the series is not touched: on either side of it most neighbours
-    share the value's level.
+    median of the ``2 * half + 1`` steps centred on it; it is replaced by that median. The window's robust
+    standard deviation is floored at the channel's step-to-step noise (the robust spread of its first
+    differences over the square root of 2), so that a flat or quantised stretch does not make every small
+    step a spike. The first and last ``half`` steps, which have no centred window, are left as they are. A
+    level shift inside the series is not touched: on either side of it most of a window shares the value's
+    level.
     """
-    frame = pd.DataFrame(series.values.astype(np.float64))
-    width = 2 * int(half) + 1
-    med = frame.rolling(width, center=True, min_periods=int(half) + 1).median()
-    dev = (frame - med).abs()
-    mad = 1.4826 * dev.rolling(width, center=True, min_periods=int(half) + 1).median()
-    whole = 1.4826 * (frame - frame.median()).abs().median()
-    floor = np.maximum(0.1 * whole.to_numpy(), 1e-12)
-    spikes = (dev.to_numpy() > mads * np.maximum(mad.to_numpy(), floor)) & np.isfinite(med.to_numpy())
+    x = series.values.astype(np.float64)
+    half = int(half)
+    if x.shape[0] < 2 * half + 2:
+        return series, 0
+    win = np.lib.stride_tricks.sliding_window_view(x, 2 * half + 1, axis=0)  # (n - 2 half, channels, width)
+    med = np.median(win, axis=2)
+    mad = 1.4826 * np.median(np.abs(win - med[..., None]), axis=2)
+    step = np.diff(x, axis=0)  # the noise between neighbouring steps, whatever the level or the shape
+    noise = 1.4826 * np.median(np.abs(step - np.median(step, axis=0)), axis=0) / np.sqrt(2.0)
+    noise = np.where(noise > 0, noise, np.abs(step).mean(axis=0) / np.sqrt(2.0))
+    mid = x[half : x.shape[0] - half]
+    spikes = np.abs(mid - med) > mads * np.maximum(mad, np.maximum(noise, 1e-12))
     if not spikes.any():
         return series, 0
     values = series.values.copy()
-    values[spikes] = med.to_numpy()[spikes].astype(values.dtype)
+    inner = values[half : x.shape[0] - half]
+    inner[spikes] = med[spikes].astype(values.dtype)
     return replace(series, values=values), int(spikes.sum())
