@@ -39,6 +39,7 @@ from anomalia.metrics import nab as nabm
 from anomalia.metrics import timeseries as tsm
 from anomalia.scoring import ewma
 from anomalia.scoring.telemanom import buffer_flags, telemanom_threshold
+from anomalia.stream import Decider, Online
 
 
 def smd_errors(det: an.BaseDetector, X: np.ndarray) -> np.ndarray:
@@ -74,18 +75,45 @@ SMD_RULES = [
 ]
 
 
-def channel_z_flags(errors: np.ndarray, cal: np.ndarray, skip: int, rule: tuple[str, float, int, int]) -> np.ndarray:
-    """Flags from the channels' error z-scores against held-out training errors ``cal`` (no test labels)."""
-    stat, q, span, buf = rule
+#: Online rules: the same statistic decided as ``anomalia watch`` decides a key: conformal p-values against
+#: the key's last ``W`` unflagged values (protect; the held-out training statistic until it holds 100),
+#: flagged at ``p <= alpha``, so the threshold follows a machine whose normal drifts (no test label used).
+SMD_ONLINE_RULES = [
+    (stat, alpha, window, span, buf)
+    for stat in ("max", "mean")
+    for alpha in (0.01, 0.002)
+    for window in (500, 2000)
+    for span in (1, 5, 20)
+    for buf in (0, 100)
+]
+
+
+def _channel_z(errors: np.ndarray, cal: np.ndarray, stat: str, span: int) -> np.ndarray:
     mu, sd = cal.mean(axis=0), cal.std(axis=0) + 1e-3
+    z = (errors - mu) / sd
+    return ewma(z.max(axis=1) if stat == "max" else z.mean(axis=1), span)
 
-    def combine(e: np.ndarray) -> np.ndarray:
-        z = (e - mu) / sd
-        return ewma(z.max(axis=1) if stat == "max" else z.mean(axis=1), span)
 
-    threshold = float(np.quantile(combine(cal), q))
-    s = combine(errors[skip:])
+def channel_z_flags(errors: np.ndarray, cal: np.ndarray, skip: int, rule: tuple[Any, ...]) -> np.ndarray:
+    """Flags from the channels' error z-scores against held-out training errors ``cal`` (no test labels):
+    a fixed threshold (a rule of ``SMD_RULES``) or the online conformal decision (``SMD_ONLINE_RULES``)."""
+    if len(rule) == 5:
+        stat, alpha, window, span, buf = rule
+        need = max(100, int(np.ceil(1.0 / alpha)) - 1)  # the fewest scores on which p <= alpha can happen
+        online = Online(alpha=alpha, window=window, min_calibration=need, drift_window=0)
+        d = Decider(online, _channel_z(cal, cal, stat, span), None)
+        flags = d.decide(d.new_state(), _channel_z(errors[skip:], cal, stat, span)).is_anomaly
+        return np.r_[np.zeros(skip, dtype=bool), buffer_flags(np.asarray(flags, dtype=bool), buf)]
+    stat, q, span, buf = rule
+    threshold = float(np.quantile(_channel_z(cal, cal, stat, span), q))
+    s = _channel_z(errors[skip:], cal, stat, span)
     return np.r_[np.zeros(skip, dtype=bool), buffer_flags(s > threshold, buf)]
+
+
+def _rule_label(rule: tuple[Any, ...]) -> str:
+    if len(rule) == 5:
+        return f"online conformal ({rule[0]}, alpha {rule[1]:g}, W {rule[2]}, EWMA {rule[3]}, buffer {rule[4]})"
+    return f"channel z ({rule[0]}, q {rule[1]:g}, EWMA {rule[2]}, buffer {rule[3]})"
 
 
 SMD_HEADER = [
@@ -121,7 +149,7 @@ def smd_suite(machines: list[str], cache: Path | None) -> str:
         print(m, f"fit {fit_cpu:.0f} CPU s", flush=True)
     dev = [m for m in machines if m in SMD_DEV]
 
-    def rule_f1(rule: tuple[str, float, int, int], ms: list[str]) -> float:
+    def rule_f1(rule: tuple[Any, ...], ms: list[str]) -> float:
         return float(np.mean([
             tsm.event_prf(data[m]["y"], channel_z_flags(data[m]["errors"], data[m]["cal"], data[m]["skip"], rule))["f1"]
             for m in ms
@@ -129,7 +157,10 @@ def smd_suite(machines: list[str], cache: Path | None) -> str:
 
     tried = [(rule_f1(rule, dev), rule) for rule in SMD_RULES] if dev else []
     best_dev, best = max(tried, key=lambda t: t[0]) if tried else (float("nan"), ("max", 1.0, 20, 100))
-    label_best = f"channel z ({best[0]}, q {best[1]:g}, EWMA {best[2]}, buffer {best[3]})"
+    label_best = _rule_label(best)
+    online = [(rule_f1(rule, dev), rule) for rule in SMD_ONLINE_RULES] if dev else []
+    best_dev_online, best_online = max(online, key=lambda t: t[0]) if online else (float("nan"), SMD_ONLINE_RULES[0])
+    label_online = _rule_label(best_online)
     rows: list[list[object]] = []
     groups: dict[tuple[str, str], list[list[float]]] = {}
     for m in machines:
@@ -140,6 +171,7 @@ def smd_suite(machines: list[str], cache: Path | None) -> str:
             "Telemanom (mean error)": smd_telemanom_flags(d["errors"], d["skip"]),
             "Telemanom (per channel)": smd_telemanom_flags(d["errors"], d["skip"], per_channel=True),
             label_best: channel_z_flags(d["errors"], d["cal"], d["skip"], best),
+            label_online: channel_z_flags(d["errors"], d["cal"], d["skip"], best_online),
         }
         part = "dev" if m in SMD_DEV else "held out"
         for label, flags in decisions.items():
@@ -153,8 +185,9 @@ def smd_suite(machines: list[str], cache: Path | None) -> str:
         [
             "**SMD, label-free decisions** (CNN forecaster fitted on train; nothing is fitted on test labels)",
             markdown_table(SMD_HEADER, means),
-            f"Rule chosen on the dev machines ({', '.join(dev)}) among {len(SMD_RULES)} (event F1 there "
-            f"{best_dev:.3f}): {label_best}.",
+            f"Rule chosen on the dev machines ({', '.join(dev)}) among {len(SMD_RULES)} fixed thresholds (event F1 "
+            f"there {best_dev:.3f}): {label_best}; among {len(SMD_ONLINE_RULES)} online conformal decisions "
+            f"(event F1 there {best_dev_online:.3f}): {label_online}.",
             "Per machine:",
             markdown_table(SMD_HEADER, rows),
             f"PA-F1 note: {tsm.PA_NOTE}.",
