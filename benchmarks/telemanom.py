@@ -10,8 +10,10 @@ Protocols
 SMD: the forecaster of ``benchmarks/timeseries.py`` (CNN, window 32, fitted on each machine's ``train``). Two
 label-free decisions on ``test``: the detector's own POT threshold (risk 1e-3, fitted on held-out training
 scores), and Telemanom's procedure (``anomalia.scoring.telemanom.telemanom_threshold``, every setting the
-paper's) on the mean absolute prediction error over the 38 channels. Nothing is chosen on test labels: the
-settings are the paper's, so every machine is reported (no dev subset is needed).
+paper's) on the mean absolute prediction error over the 38 channels (and per channel). Beside them, rules on
+the channels' error z-scores chosen on three dev machines fixed in advance (``SMD_DEV``): fixed thresholds
+from held-out training errors (``SMD_RULES``) and online conformal decisions that follow the machine's own
+recent values as ``anomalia watch`` does (``SMD_ONLINE_RULES``); the other machines are reported as held out.
 NAB: each series is fitted on its probationary period and scored causally as in ``benchmarks/timeseries.py``
 (same detectors, same label-free z-score and onset post-processing). Rows: the fixed model; the same
 detector learning continually (``anomalia.detectors.continual.continual_scores``: after each block of
