@@ -1,4 +1,4 @@
-"""Scarce normal data (issue 15): does training on VAE samples help when only 50 / 100 / 200 normal rows exist?
+"""Scarce normal data: does training on VAE samples help when only 50 / 100 / 200 normal rows exist?
 
     .venv/bin/python benchmarks/augment.py            # runs (resumable) into benchmarks/results/augment.jsonl
     .venv/bin/python benchmarks/augment.py --report   # also appends the table to benchmarks/RESULTS.md
@@ -134,7 +134,7 @@ def main() -> None:
     if args.report:
         with RESULTS.open("a") as fh:
             fh.write(
-                "\n## Scarce normal data: VAE augmentation (issue 15)\n\n"
+                "\n## Scarce normal data: VAE augmentation\n\n"
                 "`.venv/bin/python benchmarks/augment.py --report` — ADBench, the novelty split of "
                 "benchmarks/tabular.py, then only 50 / 100 / 200 normal training rows kept; the default "
                 "autoencoder fitted on them alone (none) or with 1x / 4x as many rows drawn from a VAE fitted on "

@@ -1,4 +1,4 @@
-"""ONNX export benchmark (issue 15): onnxruntime against torch, scoring the same input in the same process.
+"""ONNX export benchmark: onnxruntime against torch, scoring the same input in the same process.
 
     .venv/bin/python benchmarks/export.py            # prints the table and writes benchmarks/results/export.json
     .venv/bin/python benchmarks/export.py --report   # also appends the table to benchmarks/RESULTS.md
@@ -31,7 +31,7 @@ from anomalia.model import Model
 
 OUT = Path(__file__).resolve().parent / "results" / "export.json"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-#: Intra-op threads of both runtimes: 2 (the issue's setting) and 1 (the same without thread contention).
+#: Intra-op threads of both runtimes: 2 (the setting the bar names) and 1 (the same without thread contention).
 THREADS = (2, 1)
 REPEATS = 5
 
@@ -152,7 +152,7 @@ def main() -> None:
     if args.report or args.report_only:
         with RESULTS.open("a") as fh:
             fh.write(
-                "\n## ONNX export: onnxruntime against torch (issue 15)\n\n"
+                "\n## ONNX export: onnxruntime against torch\n\n"
                 "`.venv/bin/python benchmarks/export.py --report` — the same prepared input scored by torch "
                 "(`detector.anomaly_score`) and by onnxruntime (`OnnxModel.anomaly_score`), with 2 and with 1 intra-op "
                 f"thread(s) each, alternating {REPEATS} times in one process; the ratio is of the median times "

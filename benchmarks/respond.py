@@ -1,4 +1,4 @@
-"""Anomaly response under stress: the bars of the response issue.
+"""Anomaly response under stress: outbox write rate, alert storms, flapping and crashes.
 
 - chaos: 1,000 alert-producing rows, a loopback webhook receiver that fails 50 % of requests, the deliverer
   process killed with SIGKILL at random 50 times and restarted; checks that every stored alert reached the

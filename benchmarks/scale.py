@@ -1,4 +1,4 @@
-"""Scale-out benchmarks (issue: Dask / Spark scoring and fitting).
+"""Scale-out benchmarks: Dask / Spark scoring and fitting.
 
     .venv/bin/python benchmarks/scale.py --suite dask --rows 20000000
     .venv/bin/python benchmarks/scale.py --suite keys ddp

@@ -1,4 +1,4 @@
-"""Stream benchmark (issue 13): `anomalia watch` throughput, latency, chaos, many keys and level shifts.
+"""Stream benchmark: `anomalia watch` throughput, latency, chaos, many keys and level shifts.
 
     .venv/bin/python benchmarks/stream.py throughput   # records/s from Redis: tabular AE and a univariate series
     .venv/bin/python benchmarks/stream.py latency      # p99 message -> committed alert at 1,000 records/s

@@ -1,4 +1,4 @@
-"""Tabular benchmark (issue 2): accuracy on ADBench under two protocols, calibration, and speed.
+"""Tabular benchmark: accuracy on ADBench under two protocols, calibration, and speed.
 
     .venv/bin/python benchmarks/tabular.py accuracy   # ROC-AUC / PR-AUC / FAR per dataset, seed and protocol
     .venv/bin/python benchmarks/tabular.py speed      # scoring, training-epoch and fit+score ratios

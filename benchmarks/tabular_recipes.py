@@ -1,4 +1,4 @@
-"""Tabular default recipes (issue 16): candidates for the autoencoder, kNN and ensemble, compared on
+"""Tabular default recipes: candidates for the autoencoder, kNN and ensemble, compared on
 development datasets only, then checked on held-out ones.
 
     nice -n 19 .venv/bin/python benchmarks/tabular_recipes.py fit --datasets dev --seeds 0 1 2

@@ -1,5 +1,5 @@
-"""Hardening: every path a user takes, with the bad input a new user tried (one test per point of the
-hardening issue; the README's "Bad input tried" table lists the kinds)."""
+"""Hardening: every path a user takes, with the bad input a new user tried (one test per defect found; the
+README's "Bad input tried" table lists the kinds)."""
 
 from __future__ import annotations
 

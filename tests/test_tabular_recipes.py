@@ -1,4 +1,4 @@
-"""The tabular defaults of issue 16: the autoencoder's per-feature error weights, kNN without scaling, and
+"""The tabular defaults: the autoencoder's per-feature error weights, kNN without scaling, and
 the ensemble's member sets with and without contamination."""
 
 from __future__ import annotations
