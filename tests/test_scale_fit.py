@@ -58,6 +58,22 @@ def test_stream_fit_holds_a_bounded_buffer_and_matches_an_in_memory_fit(tmp_path
     assert abs(auc["streamed"] - auc["memory"]) < 0.03, auc
 
 
+def test_stream_fit_learns_what_an_in_memory_fit_learns_after_training(tmp_path):
+    """The per-feature error weights of the default score and what explanations compare against."""
+    from anomalia.model import Model
+
+    df = _subtle(3000, 4)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "d.parquet", row_group_size=500)
+    fit_stream(tmp_path / "d.parquet", out=tmp_path / "s", params=PARAMS, label_column="label")
+    fit_file(tmp_path / "d.parquet", out=tmp_path / "m", params=PARAMS, label_column="label")
+    streamed, memory = Model.load(tmp_path / "s").detector, Model.load(tmp_path / "m").detector
+    for det in (streamed, memory):
+        weight = det.net_.feature_weight.detach().numpy()
+        assert not np.allclose(weight, 1.0) and det.feature_scale_ is not None
+        assert det.feature_low_ is not None and np.all(det.feature_low_ <= det.feature_high_)
+    np.testing.assert_allclose(streamed.feature_median_, memory.feature_median_, atol=0.2)
+
+
 def test_stream_fit_on_the_command_line_and_its_errors(tmp_path, capsys):
     df = _subtle(3000, 3)
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "d.parquet", row_group_size=500)

@@ -87,8 +87,7 @@ class AutoEncoder(ShapeDefaults, DeepDetector):
 
     nonfinite_propagates = True
 
-    def _fit(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
-        super()._fit(X, rng, callback)
+    def _after_training(self, X: np.ndarray) -> None:
         if self.normalize_errors:
             self._fit_feature_weights(X)
 

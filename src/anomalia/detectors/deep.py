@@ -163,6 +163,11 @@ class DeepDetector(BaseDetector):
             del self.net_
             self.scaler_ = Standardizer.fit(X[keep])
             self._train(X[keep], rng, callback)
+        self._after_training(X)
+
+    def _after_training(self, X: np.ndarray) -> None:
+        """What a fit learns once the network is trained, from training rows ``X`` (unscaled); every way of
+        fitting calls it (in memory here, out of core in :func:`anomalia.scale.stream.fit_stream`)."""
 
     def _update(self, X: np.ndarray, rng: np.random.Generator, callback: Any = None) -> None:
         self._train(X, rng, callback, epochs=min(self.epochs, self.update_epochs))

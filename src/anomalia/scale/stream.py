@@ -26,7 +26,7 @@ import torch
 
 from .._core import InputError
 from ..data import TabularEncoder, as_labels
-from ..detectors.base import MAX_CALIBRATION_ROWS, REPLAY_ROWS, _median
+from ..detectors.base import MAX_CALIBRATION_ROWS, REPLAY_ROWS
 from ..detectors.deep import DeepDetector
 from ..detectors.scaling import Standardizer
 from ..model import Model
@@ -236,9 +236,10 @@ def fit_stream(
     det.history_ = [history.to_dict()]
     det.n_train_rows_ = n_train
     det.replay_ = X_sample[np.sort(rng.choice(X_sample.shape[0], min(REPLAY_ROWS, X_sample.shape[0]), replace=False))]
+    det._after_training(X_sample)
     det.calibration_rows_ = X_cal[:REPLAY_ROWS]
-    det.feature_median_ = _median(det.replay_)
     det._calibrate(det._score(X_cal))
+    det._learn_normal(X_cal)
     fitted = Model(det, encoder, name=Path(out).name)
     fitted.save(out)
     if stats is not None:
