@@ -426,6 +426,17 @@ def _touched(inj: np.ndarray, span: int) -> np.ndarray:
     return (c[t + 1] - c[np.maximum(t + 1 - span, 0)]) > 0
 
 
+def _level_move(thr_a: np.ndarray, thr_b: np.ndarray) -> float:
+    """How far run b's 0.99 level lies from run a's: the ratio of their means over the later half of the steps
+    where both sets hold enough scores for the level (all such steps when none is in the later half)."""
+    n = min(thr_a.size, thr_b.size)
+    a, b = thr_a[:n], thr_b[:n]
+    both = ~np.isnan(a) & ~np.isnan(b)
+    later = both & (np.arange(n) >= n // 2)
+    use = later if later.any() else both
+    return abs(b[use].mean() / a[use].mean() - 1.0) if use.any() else float("nan")
+
+
 def _absorb(scores: np.ndarray, cal: np.ndarray, conf: dict[str, int], shift_at: int, inj: np.ndarray,
             learn: Any, normal: np.ndarray) -> list[Any]:
     """absorb: protect serves through the shift; after one window of alerts the operator approves the next W
@@ -493,10 +504,7 @@ def _shift_case(name: str, before: np.ndarray, after: np.ndarray, spikes_after: 
 
         late = slice(shift_at + 2 * W, scores.size)
         recall = float(flags[late][inj[late]].mean()) if inj[late].any() else float("nan")
-        both = ~np.isnan(thr_clean) & ~np.isnan(thr_spiky)  # both sets hold enough scores for a 0.99 level
-        later = both & (np.arange(both.size) >= clean.size // 2)
-        use = later if later.any() else both
-        move = abs(thr_spiky[use].mean() / thr_clean[use].mean() - 1.0) if use.any() else float("nan")
+        move = _level_move(thr_clean, thr_spiky)
         far_before = float(flags[W:shift_at][normal[W:shift_at]].mean())
         rows.append([name, W, method, drifts, f"{far_before:.4f}", f"{far(0, W):.3f}", f"{far(W, 2 * W):.3f}",
                      f"{far(2 * W, 10**9):.4f}", f"{recall:.2f}",
@@ -505,11 +513,8 @@ def _shift_case(name: str, before: np.ndarray, after: np.ndarray, spikes_after: 
 
 
 def _move(a: np.ndarray, b: np.ndarray, cal: np.ndarray, conf: dict[str, int]) -> float:
-    """How far protect's 0.99 level on stream ``b`` lies from that on stream ``a`` (second halves, mean)."""
-    _, ta, _ = _ours(a, cal, "protect", conf)
-    _, tb, _ = _ours(b, cal, "protect", conf)
-    n = min(a.size, b.size)
-    return abs(np.nanmean(tb[n // 2 : n]) / np.nanmean(ta[n // 2 : n]) - 1.0)
+    """How far protect's 0.99 level on stream ``b`` lies from that on stream ``a``."""
+    return _level_move(_ours(a, cal, "protect", conf)[1], _ours(b, cal, "protect", conf)[1])
 
 
 def _smd_move_draws(det: Any, live: np.ndarray, std: np.ndarray, conf: dict[str, int], draws: int = 5) -> str:

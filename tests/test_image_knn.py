@@ -11,9 +11,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import anomalia as an
-from anomalia.metrics.pixel import pixel_roc_auc
 from anomalia.nn.orientation import orientation_histograms
-from test_images import _cli, _png, blobs, with_defect
+from test_images import _cli, _png, blobs, check_defects_found, with_defect
 
 from conftest import real_data
 
@@ -24,17 +23,7 @@ def fitted() -> an.ImageKNN:
 
 
 def test_defects_score_higher_and_the_map_finds_them(fitted: an.ImageKNN) -> None:
-    rng = np.random.default_rng(1)
-    normal = blobs(rng, 40)
-    defects, masks = with_defect(blobs(rng, 40))
-    s = fitted.anomaly_score(np.concatenate([normal, defects]))
-    assert roc_auc_score(np.r_[np.zeros(40), np.ones(40)], s) > 0.95
-    maps = fitted.anomaly_map(defects)
-    assert maps.shape == (40, 16, 16) and maps.dtype == np.float64 and (maps >= 0).all()
-    assert pixel_roc_auc(masks, maps) > 0.9
-    shares = fitted.explain(defects)
-    assert shares.shape == (40, 256)
-    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    check_defects_found(fitted)
     assert fitted.heat_scale() > 0
 
 

@@ -122,19 +122,26 @@ def fitted_ae() -> ConvAutoEncoder:
     return ConvAutoEncoder(channels=(8, 16), latent=8, epochs=6, random_state=0).fit(X)
 
 
-def test_conv_autoencoder_scores_defects_higher_and_maps_them(fitted_ae: ConvAutoEncoder) -> None:
+def check_defects_found(det) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What every image detector does on the blobs: 40 defects score above 40 normal images, their maps find
+    the defect pixels, and each explanation's shares sum to 1. Returns the defects' masks, maps and shares."""
     rng = np.random.default_rng(1)
     normal = blobs(rng, 40)
     defects, masks = with_defect(blobs(rng, 40))
-    s = fitted_ae.anomaly_score(np.concatenate([normal, defects]))
+    s = det.anomaly_score(np.concatenate([normal, defects]))
     assert roc_auc_score(np.r_[np.zeros(40), np.ones(40)], s) > 0.95
-    maps = fitted_ae.anomaly_map(defects)
+    maps = det.anomaly_map(defects)
     assert maps.shape == (40, 16, 16) and maps.dtype == np.float64 and (maps >= 0).all()
     assert pixel_roc_auc(masks, maps) > 0.9
-    assert per_region_overlap(masks, maps) > 0.5
-    shares = fitted_ae.explain(defects)
+    shares = det.explain(defects)
     assert shares.shape == (40, 256)
     np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    return masks, maps, shares
+
+
+def test_conv_autoencoder_scores_defects_higher_and_maps_them(fitted_ae: ConvAutoEncoder) -> None:
+    masks, maps, shares = check_defects_found(fitted_ae)
+    assert per_region_overlap(masks, maps) > 0.5
     # the 16 defect pixels (6 % of the image) hold a large share of the blame
     assert shares.reshape(40, 16, 16)[masks.reshape(40, 16, 16)].sum() / 40 > 0.3
 

@@ -15,8 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .._core import Schema, check_is_fitted
-from .._core.images import check_image_shape
+from .._core import check_is_fitted
 from .._core.params import interval, options
 from ..nn import gaussian_blur
 from ..nn.orientation import orientation_histograms
@@ -110,15 +109,7 @@ class ImageKNN(BaseDetector):
     _images = ImageDetector._images
     _resize = ImageDetector._resize
     _at_input_size = ImageDetector._at_input_size  # maps at the input size, and the images read
-
-    # ---------------------------------------------------------------- input
-    def _validate(self, X: Any, *, fitting: bool, finite: bool = True) -> tuple[np.ndarray, Schema]:
-        if not fitting:
-            check_is_fitted(self)
-        arr = self._resize(self._images(X, fitting=fitting))
-        if not fitting:
-            check_image_shape(arr.shape[1:], self.image_shape_)
-        return arr, Schema(int(np.prod(arr.shape[1:])), None, ("float32",))
+    _validate = ImageDetector._validate
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         """Standardised, blurred images as float32 rows (n, C * H * W)."""
