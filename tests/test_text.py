@@ -82,6 +82,26 @@ def test_the_gru_cell_and_schedules_fit_save_and_score_alike(tmp_path) -> None:
         TextLM(cell="lstm").fit(normal_lines(40))
 
 
+def test_training_windows_are_cut_afresh_every_epoch() -> None:
+    import torch
+
+    from anomalia.detectors.text_lm import ReshuffledStream
+
+    texts = np.array(normal_lines(50), dtype=object)
+    source = ReshuffledStream(texts, 16, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    epochs = [torch.cat(list(source.batches(8, gen))) for _ in range(2)]
+    corpus = np.bincount(np.frombuffer("".join(texts).encode(), np.uint8), minlength=256)
+    total = corpus.sum() + len(texts) + 1  # the bytes, each text's end, the stream's start
+    for windows in epochs:  # every byte once per epoch, but for the last partial window (< 16 targets)
+        assert windows.shape[1] == 17 and windows.shape[0] == (total - 1) // 16
+        seen = np.bincount(windows[:, 1:].reshape(-1).numpy(), minlength=258)[:256]
+        assert (seen <= corpus).all() and corpus.sum() - seen.sum() < 16
+    assert {tuple(w.tolist()) for w in epochs[0]} != {tuple(w.tolist()) for w in epochs[1]}
+    with pytest.raises(an.ParameterError, match="reshuffle"):
+        TextLM(reshuffle="yes").fit(normal_lines(40))
+
+
 def test_keep_rows_saves_the_texts(tmp_path) -> None:
     det = TextDetector(n_features=2**12, keep_rows=True, random_state=0).fit(normal_lines(100))
     det.save(tmp_path / "m")

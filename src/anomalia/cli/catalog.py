@@ -206,10 +206,10 @@ DETECTORS: dict[str, tuple[str, str, str, str]] = {
         'text',
         'Byte-level language model trained on normal text; score = mean NLL per byte (nats).',
         (
-            "batch_size=64, calibration_fraction=0.2, cell='gru', contamination=None, device='auto', "
-            'dropout=0.2, epochs=35, heads=4, keep_rows=False, layers=1, length=64, lr=0.003, patience=3, '
-            "random_state=None, schedule='cosine', text_column=None, threshold=None, validation_fraction=0.1, "
-            'weight_decay=0.01, width=176'
+            "batch_size=32, calibration_fraction=0.2, cell='gru', contamination=None, device='auto', "
+            'dropout=0.1, epochs=35, heads=4, keep_rows=False, layers=1, length=64, lr=0.003, patience=3, '
+            "random_state=None, reshuffle=True, schedule='cosine', text_column=None, threshold=None, "
+            'validation_fraction=0.1, weight_decay=0.01, width=176'
         ),
     ),
     'vae': (
