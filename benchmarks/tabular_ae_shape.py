@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> None:
             for seed in args.seeds:
                 X_tr, X_te, y_te = split(X, y, protocol, seed)
                 extra = {"contamination": CONTAMINATION} if protocol == "unsupervised" else {}
+                n_skewed = int(_skewed(X_tr).sum())
                 for kind in args.candidates:
                     if (name, protocol, seed, kind) in done:
                         continue
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
                         "seed": seed,
                         "candidate": kind,
                         "roc_auc": auc,
-                        "n_skewed": int(_skewed(X_tr).sum()),
+                        "n_skewed": n_skewed,
                         "n_features": int(X.shape[1]),
                         "hidden": list(det.hidden_),
                     }

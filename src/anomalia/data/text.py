@@ -188,13 +188,20 @@ def encode_bytes(texts: Sequence[str], max_bytes: int | None = None) -> list[byt
     return out if max_bytes is None else [b[:max_bytes] for b in out]
 
 
+def text_tokens(texts: Sequence[str]) -> list[np.ndarray]:
+    """Each text's bytes followed by the boundary token, int64 (the pieces of :func:`token_stream`)."""
+    end = np.array([BOUNDARY], dtype=np.int64)
+    return [np.r_[np.frombuffer(b, dtype=np.uint8).astype(np.int64), end] for b in encode_bytes(texts)]
+
+
+def token_stream(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """The pieces of :func:`text_tokens` run together in the order given, after one boundary token."""
+    return np.concatenate([np.array([BOUNDARY], dtype=np.int64), *parts])
+
+
 def byte_stream(texts: Sequence[str]) -> np.ndarray:
     """All texts as one token stream, each followed by the boundary token (a training corpus), int64."""
-    parts: list[np.ndarray] = []
-    for b in encode_bytes(texts):
-        parts.append(np.frombuffer(b, dtype=np.uint8).astype(np.int64))
-        parts.append(np.array([BOUNDARY], dtype=np.int64))
-    return np.concatenate([np.array([BOUNDARY], dtype=np.int64), *parts])
+    return token_stream(text_tokens(texts))
 
 
 def stream_windows(stream: np.ndarray, length: int) -> np.ndarray:

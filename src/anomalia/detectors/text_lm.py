@@ -20,7 +20,17 @@ from torch import nn
 
 from .._core import check_is_fitted
 from .._core.params import Rule, interval, options
-from ..data.text import N_INPUT_TOKENS, N_OUTPUT_TOKENS, PAD, byte_spans, byte_stream, byte_windows, stream_windows
+from ..data.text import (
+    N_INPUT_TOKENS,
+    N_OUTPUT_TOKENS,
+    PAD,
+    byte_spans,
+    byte_stream,
+    byte_windows,
+    stream_windows,
+    text_tokens,
+    token_stream,
+)
 from ..nn import TrainConfig, init_weights, resolve_device, seeded, train
 from ..nn.text import ByteGRU, ByteTransformer, token_nll
 from .deep import DEEP_RULES
@@ -53,11 +63,11 @@ class ReshuffledStream:
     epoch; every byte is still seen once per epoch."""
 
     def __init__(self, texts: np.ndarray, length: int, device: torch.device) -> None:
-        self.texts, self.length, self.device = texts, length, device
+        self.parts, self.length, self.device = text_tokens(texts), length, device  # encoded once
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Any:
-        order = torch.randperm(len(self.texts), generator=generator).numpy()
-        windows = torch.from_numpy(stream_windows(byte_stream(self.texts[order]), self.length))
+        order = torch.randperm(len(self.parts), generator=generator).tolist()
+        windows = torch.from_numpy(stream_windows(token_stream([self.parts[i] for i in order]), self.length))
         perm = torch.randperm(windows.shape[0], generator=generator)
         for i in range(0, windows.shape[0], batch_size):
             yield windows[perm[i : i + batch_size]].to(self.device)
